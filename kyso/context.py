@@ -1,0 +1,39 @@
+"""Everything a command or a request needs, opened once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from kyso.keys.base import KeyStore
+from kyso.keys.factory import open_keystore
+from kyso.pki.authority import Authority
+from kyso.pki.ocsp import Responder
+from kyso.settings import Settings
+from kyso.store.db import Database
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = Database(self.settings.database_url)
+
+    @cached_property
+    def keystore(self) -> KeyStore:
+        return open_keystore(self.settings)
+
+    @cached_property
+    def authority(self) -> Authority:
+        return Authority(self.settings, self.db, self.keystore)
+
+    @cached_property
+    def responder(self) -> Responder:
+        return Responder(self.authority)
+
+    def close(self) -> None:
+        if "keystore" in self.__dict__:
+            self.keystore.close()
+        self.db.dispose()

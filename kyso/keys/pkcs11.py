@@ -1,0 +1,234 @@
+"""PKCS#11 key store (network HSM, USB token; SoftHSM2 in tests) through python-pkcs11.
+
+Keys are generated inside the token as sensitive and non-extractable. python-pkcs11 on
+SoftHSM2 is not thread-safe (PERFORMANCE.md: two threads crashed the process), so a store
+keeps one session and serializes every call on it with a lock; scale with processes.
+SoftHSM2 has no CKM_ECDSA_SHA256: EC data is hashed here and signed with CKM_ECDSA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from typing import Any
+
+import pkcs11
+from asn1crypto.algos import DigestInfo
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    PublicKeyTypes,
+)
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.util.ec import (
+    encode_ec_public_key,
+    encode_ecdsa_signature,
+    encode_named_curve_parameters,
+)
+
+from kyso.errors import KeyStoreError, NotFound, WrongPin
+from kyso.keys.base import KeyAlgorithm, KeyInfo, SigningKey, check_hash
+
+_RSA_MECHANISMS = {
+    "sha256": Mechanism.SHA256_RSA_PKCS,
+    "sha384": Mechanism.SHA384_RSA_PKCS,
+    "sha512": Mechanism.SHA512_RSA_PKCS,
+}
+_CURVE_OIDS = {KeyAlgorithm.EC_P256: "secp256r1", KeyAlgorithm.EC_P384: "secp384r1"}
+
+
+class Pkcs11Key:
+    """A private key that lives in a token; every operation goes through the store's lock."""
+
+    def __init__(
+        self, store: Pkcs11KeyStore, key_id: str, private: Any, public_key: PublicKeyTypes
+    ):
+        self._store = store
+        self._key_id = key_id
+        self._private = private
+        self._public = public_key
+        self._algorithm = KeyAlgorithm.of_public_key(public_key)
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    @property
+    def algorithm(self) -> KeyAlgorithm:
+        return self._algorithm
+
+    def public_key(self) -> PublicKeyTypes:
+        return self._public
+
+    def sign(self, data: bytes, hash_algorithm: hashes.HashAlgorithm) -> bytes:
+        check_hash(hash_algorithm)
+        if self._algorithm.is_rsa and hash_algorithm.name in _RSA_MECHANISMS:
+            with self._store.lock:
+                return bytes(
+                    self._private.sign(data, mechanism=_RSA_MECHANISMS[hash_algorithm.name])
+                )
+        digest = hashes.Hash(hash_algorithm)
+        digest.update(data)
+        return self.sign_digest(digest.finalize(), hash_algorithm)
+
+    def sign_digest(self, digest: bytes, hash_algorithm: hashes.HashAlgorithm) -> bytes:
+        check_hash(hash_algorithm)
+        if self._algorithm.is_rsa:
+            # CKM_RSA_PKCS signs what it is given: wrap the digest in DigestInfo (RFC 8017 §9.2).
+            info = DigestInfo(
+                {
+                    "digest_algorithm": {"algorithm": hash_algorithm.name.replace("-", "_")},
+                    "digest": digest,
+                }
+            ).dump()
+            with self._store.lock:
+                return bytes(self._private.sign(info, mechanism=Mechanism.RSA_PKCS))
+        with self._store.lock:
+            raw = bytes(self._private.sign(digest, mechanism=Mechanism.ECDSA))
+        return encode_ecdsa_signature(raw)
+
+    def cryptography_key(self) -> CertificateIssuerPrivateKeyTypes | None:
+        return None
+
+
+class Pkcs11KeyStore:
+    """Keys on one token, found by label; key ids are ``p11-<hex CKA_ID>``."""
+
+    name = "pkcs11"
+
+    def __init__(self, module: str, token_label: str, pin: str) -> None:
+        self.lock = threading.RLock()
+        self.token_label = token_label
+        try:
+            lib = pkcs11.lib(module)
+            token = lib.get_token(token_label=token_label)
+        except pkcs11.exceptions.NoSuchToken as exc:
+            raise NotFound(
+                f"PKCS#11 token '{token_label}'", vi=f"thiết bị PKCS#11 '{token_label}'"
+            ) from exc
+        except (OSError, RuntimeError, pkcs11.exceptions.PKCS11Error) as exc:
+            raise KeyStoreError(
+                f"cannot load PKCS#11 module {module}: {type(exc).__name__}"
+            ) from exc
+        try:
+            self._session = token.open(user_pin=pin, rw=True)
+        except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinLenRange) as exc:
+            raise WrongPin() from exc
+        except pkcs11.exceptions.PinLocked as exc:
+            raise WrongPin("the token is locked", vi="thiết bị đã bị khóa") from exc
+        self._keys: dict[str, Pkcs11Key] = {}
+
+    def generate(self, label: str, algorithm: KeyAlgorithm) -> SigningKey:
+        cka_id = secrets.token_bytes(8)
+        private_template = {
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+        }
+        public_template = {Attribute.VERIFY: True, Attribute.TOKEN: True}
+        with self.lock:
+            try:
+                if algorithm.is_rsa:
+                    public_template[Attribute.PUBLIC_EXPONENT] = b"\x01\x00\x01"
+                    pub, priv = self._session.generate_keypair(
+                        KeyType.RSA,
+                        algorithm.rsa_bits,
+                        id=cka_id,
+                        label=label,
+                        store=True,
+                        public_template=public_template,
+                        private_template=private_template,
+                    )
+                else:
+                    params = self._session.create_domain_parameters(
+                        KeyType.EC,
+                        {
+                            Attribute.EC_PARAMS: encode_named_curve_parameters(
+                                _CURVE_OIDS[algorithm]
+                            )
+                        },
+                        local=True,
+                    )
+                    pub, priv = params.generate_keypair(
+                        id=cka_id,
+                        label=label,
+                        store=True,
+                        public_template=public_template,
+                        private_template=private_template,
+                    )
+            except pkcs11.exceptions.PKCS11Error as exc:
+                raise KeyStoreError(f"key generation failed: {type(exc).__name__}") from exc
+            key = Pkcs11Key(self, f"p11-{cka_id.hex()}", priv, _public_key(pub))
+            self._keys[key.key_id] = key
+        return key
+
+    def get(self, key_id: str) -> SigningKey:
+        with self.lock:
+            if key_id in self._keys:
+                return self._keys[key_id]
+            try:
+                cka_id = bytes.fromhex(key_id.removeprefix("p11-"))
+                priv = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=cka_id)
+                pub = self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, id=cka_id)
+            except (
+                ValueError,
+                pkcs11.exceptions.NoSuchKey,
+                pkcs11.exceptions.MultipleObjectsReturned,
+            ) as exc:
+                raise NotFound(f"key {key_id}", vi=f"khóa {key_id}") from exc
+            key = Pkcs11Key(self, key_id, priv, _public_key(pub))
+            self._keys[key_id] = key
+            return key
+
+    def list(self) -> list[KeyInfo]:
+        infos = []
+        with self.lock:
+            for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}):
+                key_id = f"p11-{bytes(obj[Attribute.ID]).hex()}"
+                algorithm = self.get(key_id).algorithm
+                infos.append(KeyInfo(key_id, str(obj[Attribute.LABEL]), algorithm))
+        return infos
+
+    def store_certificate(self, key_id: str, der: bytes, label: str) -> None:
+        """Write a certificate next to its key (same CKA_ID), as a token user expects."""
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(der)
+        with self.lock:
+            self._session.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.CERTIFICATE,
+                    Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,
+                    Attribute.TOKEN: True,
+                    Attribute.LABEL: label,
+                    Attribute.ID: bytes.fromhex(key_id.removeprefix("p11-")),
+                    Attribute.SUBJECT: cert.subject.public_bytes(),
+                    Attribute.ISSUER: cert.issuer.public_bytes(),
+                    Attribute.SERIAL_NUMBER: _der_integer(cert.serial_number),
+                    Attribute.VALUE: der,
+                }
+            )
+
+    def close(self) -> None:
+        with self.lock:
+            self._keys.clear()
+            with contextlib.suppress(pkcs11.exceptions.PKCS11Error):
+                self._session.close()
+
+
+def _public_key(pub: Any) -> PublicKeyTypes:
+    if pub.key_type == KeyType.RSA:
+        n = int.from_bytes(pub[Attribute.MODULUS], "big")
+        e = int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big")
+        return rsa.RSAPublicNumbers(e, n).public_key()
+    return serialization.load_der_public_key(encode_ec_public_key(pub))
+
+
+def _der_integer(value: int) -> bytes:
+    from asn1crypto.core import Integer
+
+    return Integer(value).dump()

@@ -1,0 +1,214 @@
+"""Issuing subscriber certificates: from a CSR, into a token, or as a PKCS#12 file.
+
+Every certificate is linted with pkilint before it is released (when ``lint_on_issue`` is
+on), stored whole with its first status event, and recorded in the audit log, all in the
+caller's transaction: a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs12
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kyso import clock
+from kyso.audit.log import Event, record_many
+from kyso.errors import CompromisedKey, InvalidInput, LintFailed
+from kyso.keys.base import KeyAlgorithm
+from kyso.keys.software import generate_private_key
+from kyso.pki import lint, profiles
+from kyso.pki.authority import Authority, Identity, spki_sha256
+from kyso.pki.names import subject_text
+from kyso.pki.x509sign import sign_certificate
+from kyso.store.models import (
+    CertEventKind,
+    Certificate,
+    CertificateEvent,
+    IdentityRole,
+    Profile,
+)
+from kyso.store.models import (
+    CompromisedKey as CompromisedKeyRow,
+)
+
+# X.509 allows backdating; one minute absorbs clock skew between kyso and relying parties.
+BACKDATE_SECONDS = 60
+
+
+def new_serial() -> int:
+    """128 random bits, positive, at least 2^64 so the encoding never shrinks much."""
+    while True:
+        serial = secrets.randbits(128)
+        if serial >= 1 << 64:
+            return serial
+
+
+def serial_hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+@dataclass(frozen=True)
+class IssueSpec:
+    profile: Profile
+    subject: x509.Name
+    public_key: PublicKeyTypes
+    emails: tuple[str, ...] = ()
+    days: int | None = None
+    key_location: str = "csr"
+
+
+@dataclass
+class Issued:
+    row: Certificate
+    certificate: x509.Certificate
+    chain: list[Identity] = field(default_factory=list)
+
+    @property
+    def serial(self) -> str:
+        return self.row.serial
+
+    def pem(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _check_spec(spec: IssueSpec) -> None:
+    if spec.profile not in profiles.SUBSCRIBER_PROFILES:
+        raise InvalidInput(
+            f"profile {spec.profile.value} is not for subscribers",
+            vi=f"hồ sơ {spec.profile.value} không dành cho thuê bao",
+        )
+    KeyAlgorithm.of_public_key(spec.public_key)
+    if spec.days is not None and not 1 <= spec.days <= 10 * 365:
+        raise InvalidInput("validity must be 1 to 3650 days", vi="thời hạn phải từ 1 đến 3650 ngày")
+    for email in spec.emails:
+        if "@" not in email or any(c.isspace() for c in email) or not email.isascii():
+            raise InvalidInput(f"e-mail '{email}'", vi=f"thư điện tử '{email}' không hợp lệ")
+
+
+def _public_der(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def issue_many(
+    session: Session, authority: Authority, specs: Sequence[IssueSpec], actor: str
+) -> list[Issued]:
+    """Issue a batch in the caller's transaction; all or nothing."""
+    issuer = authority.identity(IdentityRole.ISSUING)
+    view = authority.issuer_view(issuer)
+    settings = authority.settings
+    fingerprints = []
+    for spec in specs:
+        _check_spec(spec)
+        fingerprints.append(spki_sha256(_public_der(spec.public_key)))
+    _refuse_compromised(session, fingerprints)
+
+    now = clock.now()
+    not_before = now - timedelta(seconds=BACKDATE_SECONDS)
+    issued: list[Issued] = []
+    events: list[Event] = []
+    for spec, fingerprint in zip(specs, fingerprints, strict=True):
+        serial = new_serial()
+        builder = profiles.build(
+            profiles.SPECS[spec.profile],
+            subject=spec.subject,
+            public_key=spec.public_key,
+            serial=serial,
+            not_before=not_before,
+            days=spec.days,
+            issuer=view,
+            policy_oid=settings.policy_oid,
+            emails=spec.emails,
+        )
+        cert = sign_certificate(builder, issuer.key)
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if settings.lint_on_issue:
+            problems = lint.errors(lint.lint_certificate(der))
+            if problems:
+                raise LintFailed(lint.describe(problems))
+        row = Certificate(
+            serial=serial_hex(serial),
+            issuer_id=issuer.id,
+            profile=spec.profile,
+            subject=subject_text(spec.subject),
+            spki_sha256=fingerprint,
+            key_location=spec.key_location,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            der=der,
+            created_at=now,
+        )
+        row.events.append(CertificateEvent(at=now, kind=CertEventKind.ISSUED, actor=actor))
+        issued.append(Issued(row, cert, [issuer]))
+        events.append(
+            Event(
+                actor,
+                "certificate.issued",
+                row.serial,
+                {"profile": spec.profile.value, "subject": row.subject, "key": spec.key_location},
+            )
+        )
+    session.add_all([i.row for i in issued])
+    record_many(session, events)
+    session.flush()
+    return issued
+
+
+def issue(session: Session, authority: Authority, spec: IssueSpec, actor: str) -> Issued:
+    return issue_many(session, authority, [spec], actor)[0]
+
+
+def _refuse_compromised(session: Session, fingerprints: list[str]) -> None:
+    if not fingerprints:
+        return
+    known = (
+        session.execute(
+            select(CompromisedKeyRow.spki_sha256).where(
+                CompromisedKeyRow.spki_sha256.in_(set(fingerprints))
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if known is not None:
+        raise CompromisedKey()
+
+
+def pkcs12_bundle(issued: Issued, private_key: object, password: str, friendly_name: str) -> bytes:
+    """PKCS#12 with the key, the certificate and the chain; AES-256 + PBKDF2-SHA256.
+
+    The low-assurance path: the key existed outside any device. For tests, demos and
+    subscribers whose rules allow a software key.
+    """
+    if len(password) < 8:
+        raise InvalidInput(
+            "the PKCS#12 password needs at least 8 characters",
+            vi="mật khẩu tệp PKCS#12 cần ít nhất 8 ký tự",
+        )
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(100_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode("utf-8"))
+    )
+    return pkcs12.serialize_key_and_certificates(
+        friendly_name.encode("utf-8"),
+        private_key,  # type: ignore[arg-type]
+        issued.certificate,
+        [i.certificate for i in issued.chain],
+        encryption,
+    )
+
+
+def generate_for_pkcs12(algorithm: KeyAlgorithm) -> object:
+    return generate_private_key(algorithm)

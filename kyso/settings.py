@@ -1,0 +1,83 @@
+"""All configuration in one object, read from environment variables.
+
+Every variable is documented in the README's "Settings" table; nothing else reads
+``os.environ`` (the CLI's ``--home`` sets ``KYSO_HOME`` before settings are built).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The default sits under IANA's documentation enterprise number 32473 (RFC 5612), which nobody
+# deploys: every real deployment sets KYSO_POLICY_OID to the OID of its certificate policy.
+# (2.25.<uuid> and 2.999.* would need no registration either, but pkilint's decoder refuses
+# arcs over 32 bits and first-arc pairs above 2.39.)
+DEFAULT_POLICY_OID = "1.3.6.1.4.1.32473.84.1"
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret(env: dict[str, str], name: str) -> str | None:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (first line)."""
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text(encoding="utf-8").splitlines()[0].strip()
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    keystore: str = "software"  # "software" or "pkcs11"
+    keystore_passphrase: str | None = None
+    pkcs11_module: str | None = None
+    pkcs11_token: str = "kyso"  # noqa: S105 (a token label, not a secret)
+    pkcs11_pin: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    policy_oid: str = DEFAULT_POLICY_OID
+    crl_next_update_hours: int = 24
+    delta_crl_next_update_hours: int = 4
+    ocsp_validity_hours: int = 24
+    lint_on_issue: bool = True
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_request_bytes: int = 64 * 1024
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def passphrase_file(self) -> Path:
+        return self.home / "secrets" / "keystore.pass"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("KYSO_HOME") or Path.cwd() / "var" / "kyso").resolve()
+        database_url = env.get("KYSO_DATABASE_URL") or f"sqlite:///{home / 'kyso.db'}"
+        return cls(
+            home=home,
+            database_url=database_url,
+            keystore=env.get("KYSO_KEYSTORE", "software"),
+            keystore_passphrase=_secret(env, "KYSO_KEYSTORE_PASSPHRASE"),
+            pkcs11_module=env.get("KYSO_PKCS11_MODULE"),
+            pkcs11_token=env.get("KYSO_PKCS11_TOKEN", "kyso"),
+            pkcs11_pin=_secret(env, "KYSO_PKCS11_PIN"),
+            base_url=env.get("KYSO_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            policy_oid=env.get("KYSO_POLICY_OID", DEFAULT_POLICY_OID),
+            crl_next_update_hours=int(env.get("KYSO_CRL_NEXT_UPDATE_HOURS", "24")),
+            delta_crl_next_update_hours=int(env.get("KYSO_DELTA_CRL_NEXT_UPDATE_HOURS", "4")),
+            ocsp_validity_hours=int(env.get("KYSO_OCSP_VALIDITY_HOURS", "24")),
+            lint_on_issue=_bool(env.get("KYSO_LINT_ON_ISSUE"), True),
+            max_upload_bytes=int(env.get("KYSO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
+        )
