@@ -9,6 +9,7 @@ from kyso.keys.base import KeyStore
 from kyso.keys.factory import open_keystore
 from kyso.pki.authority import Authority
 from kyso.pki.ocsp import Responder
+from kyso.pki.tsa import TimeStampAuthority
 from kyso.settings import Settings
 from kyso.store.db import Database
 
@@ -32,6 +33,14 @@ class Context:
     @cached_property
     def responder(self) -> Responder:
         return Responder(self.authority)
+
+    @cached_property
+    def tsa(self) -> TimeStampAuthority:
+        from kyso.store.models import IdentityRole
+
+        tsa = self.authority.identity(IdentityRole.TSA)
+        chain = [self.authority.identity(IdentityRole.ISSUING).der]
+        return TimeStampAuthority(tsa.key, tsa.der, chain, policy_oid=self.settings.tsa_policy_oid)
 
     def close(self) -> None:
         if "keystore" in self.__dict__:

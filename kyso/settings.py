@@ -15,6 +15,7 @@ from pathlib import Path
 # (2.25.<uuid> and 2.999.* would need no registration either, but pkilint's decoder refuses
 # arcs over 32 bits and first-arc pairs above 2.39.)
 DEFAULT_POLICY_OID = "1.3.6.1.4.1.32473.84.1"
+DEFAULT_TSA_POLICY_OID = "1.3.6.1.4.1.32473.84.2"
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -44,6 +45,7 @@ class Settings:
     pkcs11_pin: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     policy_oid: str = DEFAULT_POLICY_OID
+    tsa_policy_oid: str = DEFAULT_TSA_POLICY_OID
     crl_next_update_hours: int = 24
     delta_crl_next_update_hours: int = 4
     ocsp_validity_hours: int = 24
@@ -75,6 +77,7 @@ class Settings:
             pkcs11_pin=_secret(env, "KYSO_PKCS11_PIN"),
             base_url=env.get("KYSO_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             policy_oid=env.get("KYSO_POLICY_OID", DEFAULT_POLICY_OID),
+            tsa_policy_oid=env.get("KYSO_TSA_POLICY_OID", DEFAULT_TSA_POLICY_OID),
             crl_next_update_hours=int(env.get("KYSO_CRL_NEXT_UPDATE_HOURS", "24")),
             delta_crl_next_update_hours=int(env.get("KYSO_DELTA_CRL_NEXT_UPDATE_HOURS", "4")),
             ocsp_validity_hours=int(env.get("KYSO_OCSP_VALIDITY_HOURS", "24")),

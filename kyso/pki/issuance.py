@@ -23,10 +23,12 @@ from kyso import clock
 from kyso.audit.log import Event, record_many
 from kyso.errors import CompromisedKey, InvalidInput, LintFailed
 from kyso.keys.base import KeyAlgorithm
+from kyso.keys.pkcs11 import Pkcs11KeyStore
 from kyso.keys.software import generate_private_key
 from kyso.pki import lint, profiles
 from kyso.pki.authority import Authority, Identity, spki_sha256
-from kyso.pki.names import subject_text
+from kyso.pki.csr import load_csr
+from kyso.pki.names import parse_subject, subject_text
 from kyso.pki.x509sign import sign_certificate
 from kyso.store.models import (
     CertEventKind,
@@ -212,3 +214,53 @@ def pkcs12_bundle(issued: Issued, private_key: object, password: str, friendly_n
 
 def generate_for_pkcs12(algorithm: KeyAlgorithm) -> object:
     return generate_private_key(algorithm)
+
+
+def spec_from_csr(
+    csr_data: bytes,
+    profile: Profile,
+    *,
+    subject: str | None = None,
+    emails: tuple[str, ...] = (),
+    days: int | None = None,
+) -> IssueSpec:
+    """An issuance request from a CSR; the subject given by the RA wins over the CSR's.
+
+    A CA that copies subjects from CSRs lets requesters name themselves, so the CSR's subject
+    is used only when none is given, and is checked like a typed one.
+    """
+    csr = load_csr(csr_data)
+    name = parse_subject(subject) if subject else parse_subject(subject_text(csr.subject))
+    return IssueSpec(profile, name, csr.public_key(), emails=emails, days=days, key_location="csr")
+
+
+def issue_on_token(
+    session: Session,
+    authority: Authority,
+    token: Pkcs11KeyStore,
+    *,
+    profile: Profile,
+    subject: str,
+    algorithm: KeyAlgorithm,
+    actor: str,
+    emails: tuple[str, ...] = (),
+    days: int | None = None,
+) -> Issued:
+    """Make the key inside the subscriber's token, certify it, write the certificate beside it."""
+    name = parse_subject(subject)
+    key = token.generate(subject_text(name)[:64], algorithm)
+    issued = issue(
+        session,
+        authority,
+        IssueSpec(
+            profile,
+            name,
+            key.public_key(),
+            emails=emails,
+            days=days,
+            key_location=f"token:{token.token_label}:{key.key_id}",
+        ),
+        actor,
+    )
+    token.store_certificate(key.key_id, issued.row.der, subject_text(name)[:64])
+    return issued

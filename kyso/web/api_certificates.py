@@ -1,0 +1,174 @@
+"""REST: /api/v1/certificates. Routes only translate; the rules live in kyso.pki."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from kyso.api.clients import Caller, Scope
+from kyso.context import Context
+from kyso.errors import NotFound
+from kyso.pki import issuance, status
+from kyso.store.models import Certificate, CertStatus, Profile, RevocationReason
+from kyso.web.deps import caller, context
+
+router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
+Ctx = Annotated[Context, Depends(context)]
+Who = Annotated[Caller, Depends(caller)]
+
+
+class IssueBody(BaseModel):
+    profile: Profile = Field(description="organization, individual or device")
+    csr: str = Field(max_length=64 * 1024, description="PKCS#10 request, PEM")
+    subject: str | None = Field(
+        None, max_length=1000, description="RFC 4514; the CSR's subject if absent"
+    )
+    emails: list[str] = Field(default_factory=list, max_length=10)
+    days: int | None = Field(None, ge=1, le=3650)
+
+
+class CertificateOut(BaseModel):
+    serial: str
+    subject: str
+    profile: Profile
+    status: CertStatus
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None = None
+    reason: RevocationReason | None = None
+
+
+class IssuedOut(CertificateOut):
+    certificate_pem: str
+    chain_pem: str
+
+
+class Page(BaseModel):
+    items: list[CertificateOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class RevokeBody(BaseModel):
+    reason: RevocationReason = RevocationReason.UNSPECIFIED
+    note: str | None = Field(None, max_length=2000)
+
+
+class NoteBody(BaseModel):
+    note: str | None = Field(None, max_length=2000)
+
+
+def _out(row: Certificate) -> CertificateOut:
+    return CertificateOut(
+        serial=row.serial,
+        subject=row.subject,
+        profile=row.profile,
+        status=row.status,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        revoked_at=row.revoked_at,
+        reason=row.reason,
+    )
+
+
+def _issue(ctx: Context, body: IssueBody, who: Caller) -> IssuedOut:
+    spec = issuance.spec_from_csr(
+        body.csr.encode(),
+        body.profile,
+        subject=body.subject,
+        emails=tuple(body.emails),
+        days=body.days,
+    )
+    with ctx.db.session() as session:
+        issued = issuance.issue(session, ctx.authority, spec, who.actor)
+    chain = "".join(i.pem() for i in ctx.authority.chain())
+    return IssuedOut(**_out(issued.row).model_dump(), certificate_pem=issued.pem(), chain_pem=chain)
+
+
+@router.post("", status_code=201, response_model=IssuedOut)
+async def issue(body: IssueBody, ctx: Ctx, who: Who) -> IssuedOut:
+    who.require(Scope.CERTIFICATES_ISSUE)
+    return await run_in_threadpool(_issue, ctx, body, who)
+
+
+@router.get("", response_model=Page)
+def list_certificates(
+    ctx: Ctx,
+    who: Who,
+    status_filter: Annotated[CertStatus | None, Query(alias="status")] = None,
+    profile: Profile | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="part of the subject")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page:
+    who.require(Scope.CERTIFICATES_READ)
+    query = select(Certificate)
+    if status_filter is not None:
+        query = query.where(Certificate.status == status_filter)
+    if profile is not None:
+        query = query.where(Certificate.profile == profile)
+    if q:
+        query = query.where(Certificate.subject.contains(q, autoescape=True))
+    with ctx.db.read() as session:
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = (
+            session.execute(query.order_by(Certificate.id.desc()).offset(offset).limit(limit))
+            .scalars()
+            .all()
+        )
+    return Page(items=[_out(r) for r in rows], total=total, offset=offset, limit=limit)
+
+
+def _find(ctx: Context, serial: str) -> Certificate:
+    with ctx.db.read() as session:
+        row = session.execute(
+            select(Certificate).where(Certificate.serial == status.normalize_serial(serial))
+        ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"certificate {serial}", vi=f"chứng thư {serial}")
+    return row
+
+
+@router.get("/{serial}", response_model=CertificateOut)
+def show(serial: str, ctx: Ctx, who: Who) -> CertificateOut:
+    who.require(Scope.CERTIFICATES_READ)
+    return _out(_find(ctx, serial))
+
+
+@router.get("/{serial}/pem")
+def pem(serial: str, ctx: Ctx, who: Who) -> Response:
+    who.require(Scope.CERTIFICATES_READ)
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(_find(ctx, serial).der)
+    return Response(cert.public_bytes(Encoding.PEM), media_type="application/x-pem-file")
+
+
+@router.post("/{serial}/suspend", response_model=CertificateOut)
+def suspend(serial: str, body: NoteBody, ctx: Ctx, who: Who) -> CertificateOut:
+    who.require(Scope.CERTIFICATES_REVOKE)
+    with ctx.db.session() as session:
+        return _out(status.suspend(session, ctx.authority, serial, who.actor, body.note))
+
+
+@router.post("/{serial}/restore", response_model=CertificateOut)
+def restore(serial: str, body: NoteBody, ctx: Ctx, who: Who) -> CertificateOut:
+    who.require(Scope.CERTIFICATES_REVOKE)
+    with ctx.db.session() as session:
+        return _out(status.restore(session, ctx.authority, serial, who.actor, body.note))
+
+
+@router.post("/{serial}/revoke", response_model=CertificateOut)
+def revoke(serial: str, body: RevokeBody, ctx: Ctx, who: Who) -> CertificateOut:
+    who.require(Scope.CERTIFICATES_REVOKE)
+    with ctx.db.session() as session:
+        return _out(
+            status.revoke(session, ctx.authority, serial, body.reason, who.actor, body.note)
+        )

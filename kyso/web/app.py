@@ -1,0 +1,60 @@
+"""The FastAPI application: PKI endpoints, REST API, and (later) the web pages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kyso.context import Context
+from kyso.settings import Settings
+from kyso.web import api_certificates, errors, pki_routes
+from kyso.web.limits import BodyLimit
+
+log = logging.getLogger("kyso.web")
+
+
+def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> None:
+    """Keep pre-signed OCSP answers fresh (RFC 5019): sign what is missing or half-expired."""
+    while not stop.wait(every_seconds):
+        try:
+            ctx.responder.refresh()
+        except Exception:  # keep the loop alive; the failure is logged, not hidden
+            log.exception("OCSP refresh failed")
+
+
+def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
+    settings = settings or Settings.from_env()
+    ctx = Context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        if scheduler:
+            threading.Thread(
+                target=_refresh_loop, args=(ctx, stop, 60.0), daemon=True, name="ocsp-refresh"
+            ).start()
+        yield
+        stop.set()
+        ctx.close()
+
+    app = FastAPI(
+        title="kyso",
+        version="0.1.0",
+        description="Chữ ký số chuyên dùng — CA, OCSP, CRL, TSA and the certificate API",
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    errors.install(app)
+    app.include_router(pki_routes.router)
+    app.include_router(api_certificates.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    return app
