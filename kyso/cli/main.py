@@ -92,6 +92,9 @@ def init(
         str | None, typer.Option(help="O= of the CA names, e.g. 'UBND tỉnh Bắc Kạn'.")
     ] = None,
     locality: Annotated[str | None, typer.Option(help="L= of the CA names.")] = None,
+    exist_ok: Annotated[
+        bool, typer.Option("--exist-ok", help="Do nothing if already initialized.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create the root CA, the issuing CA, the OCSP responder and the TSA (never overwrites)."""
@@ -99,6 +102,15 @@ def init(
     from kyso.pki import bootstrap
 
     settings = Settings.from_env()
+    if exist_ok:
+        existing = Context(settings)
+        try:
+            if existing.db.is_migrated() and existing.authority.is_initialized():
+                existing.db.migrate()
+                err.print(f"already initialized: {settings.home}")
+                return
+        finally:
+            existing.close()
     made_passphrase = bootstrap.ensure_passphrase(settings)
     ctx = Context(Settings.from_env())
     ctx.db.migrate()
