@@ -4,11 +4,19 @@ Keys are generated inside the token as sensitive and non-extractable. python-pkc
 SoftHSM2 is not thread-safe (PERFORMANCE.md: two threads crashed the process), so a store
 keeps one session and serializes every call on it with a lock; scale with processes.
 SoftHSM2 has no CKM_ECDSA_SHA256: EC data is hashed here and signed with CKM_ECDSA.
+
+PKCS#11 logs in per application and token, not per session (PKCS#11 v2.40 §5.6): once one
+session is logged in, ``C_Login`` on another returns CKR_USER_ALREADY_LOGGED_IN without
+checking the PIN, and ``C_Logout`` on any session logs all of them out. So stores opened on
+the same token in one process share one logged-in session (and its lock); a later store must
+present the same PIN, and the session is logged out only when the last store closes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import secrets
 import threading
 from typing import Any
@@ -99,7 +107,6 @@ class Pkcs11KeyStore:
     name = "pkcs11"
 
     def __init__(self, module: str, token_label: str, pin: str) -> None:
-        self.lock = threading.RLock()
         self.token_label = token_label
         try:
             lib = pkcs11.lib(module)
@@ -112,12 +119,10 @@ class Pkcs11KeyStore:
             raise KeyStoreError(
                 f"cannot load PKCS#11 module {module}: {type(exc).__name__}"
             ) from exc
-        try:
-            self._session = token.open(user_pin=pin, rw=True)
-        except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinLenRange) as exc:
-            raise WrongPin() from exc
-        except pkcs11.exceptions.PinLocked as exc:
-            raise WrongPin("the token is locked", vi="thiết bị đã bị khóa") from exc
+        self._login = _TokenLogin.acquire((module, token_label), token, pin)
+        self.lock = self._login.lock
+        self._session = self._login.session
+        self._closed = False
         self._keys: dict[str, Pkcs11Key] = {}
 
     def generate(self, label: str, algorithm: KeyAlgorithm) -> SigningKey:
@@ -216,8 +221,60 @@ class Pkcs11KeyStore:
     def close(self) -> None:
         with self.lock:
             self._keys.clear()
-            with contextlib.suppress(pkcs11.exceptions.PKCS11Error):
-                self._session.close()
+            if not self._closed:
+                self._closed = True
+                self._login.release()
+
+
+class _TokenLogin:
+    """The one logged-in session this process holds on a token, shared by its stores."""
+
+    def __init__(self, key: tuple[str, str], session: Any, pin_digest: bytes) -> None:
+        self.key = key
+        self.session = session
+        self.pin_digest = pin_digest
+        self.lock = threading.RLock()
+        self.users = 0
+
+    @classmethod
+    def acquire(cls, key: tuple[str, str], token: Any, pin: str) -> _TokenLogin:
+        digest = hashlib.sha256(pin.encode("utf-8")).digest()
+        with _logins_lock:
+            login = _logins.get(key)
+            if login is None:
+                try:
+                    session = token.open(user_pin=pin, rw=True)
+                except (pkcs11.exceptions.PinIncorrect, pkcs11.exceptions.PinLenRange) as exc:
+                    raise WrongPin() from exc
+                except pkcs11.exceptions.PinLocked as exc:
+                    raise WrongPin("the token is locked", vi="thiết bị đã bị khóa") from exc
+                except pkcs11.exceptions.UserAlreadyLoggedIn as exc:
+                    # Logged in by a session this registry does not know: the PIN cannot be
+                    # checked, so refuse rather than accept it unchecked.
+                    raise KeyStoreError(
+                        "the token is already logged in outside this key store",
+                        vi="thiết bị đã được đăng nhập bởi một phiên khác",
+                    ) from exc
+                login = cls(key, session, digest)
+                _logins[key] = login
+            elif not hmac.compare_digest(login.pin_digest, digest):
+                raise WrongPin()
+            login.users += 1
+            return login
+
+    def release(self) -> None:
+        with _logins_lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            if _logins.get(self.key) is self:
+                del _logins[self.key]
+        with self.lock, contextlib.suppress(pkcs11.exceptions.PKCS11Error):
+            self.session.close()
+
+
+_logins: dict[tuple[str, str], _TokenLogin] = {}
+_logins_lock = threading.Lock()
 
 
 def _public_key(pub: Any) -> PublicKeyTypes:

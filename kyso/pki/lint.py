@@ -68,7 +68,6 @@ def errors(findings: Iterable[Finding]) -> list[Finding]:
 # --- validator trees, built once per process ------------------------------------------
 
 
-@functools.cache
 def describe(findings: Iterable[Finding]) -> str:
     """One line for an error message: each finding's code, place and pkilint's words."""
     return "; ".join(
@@ -76,6 +75,7 @@ def describe(findings: Iterable[Finding]) -> str:
     )
 
 
+@functools.cache
 def _certificate_validator() -> validation.ValidatorContainer:
     return certificate.create_pkix_certificate_validator_container(
         certificate.create_decoding_validators(
