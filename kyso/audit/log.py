@@ -96,7 +96,14 @@ class ChainCheck:
 
 
 def verify(session: Session, batch: int = 5000) -> ChainCheck:
-    """Walk the whole chain; report the first entry that does not fit."""
+    """Walk the whole chain; report the first entry that does not fit.
+
+    On PostgreSQL the walk reads one snapshot (REPEATABLE READ) when the session has not
+    begun yet: under READ COMMITTED, an append committed between reading the last entry and
+    reading the head would look like entries removed from the end.
+    """
+    if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     prev, expected_seq, count = GENESIS, 1, 0
     last_seq = 0
     while True:
@@ -123,6 +130,8 @@ def verify(session: Session, batch: int = 5000) -> ChainCheck:
             prev, expected_seq, count, last_seq = entry.hash, expected_seq + 1, count + 1, entry.seq
         session.expunge_all()
     head = session.get(AuditHead, 1)
+    if head is None and count:
+        return ChainCheck(False, count, count + 1, "the log's head record was removed")
     if head is not None and (head.seq != count or head.hash != prev):
         return ChainCheck(False, count, count + 1, "entries at the end of the log were removed")
     return ChainCheck(True, count)

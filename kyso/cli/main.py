@@ -240,6 +240,9 @@ def cert_issue(
     token_pin: Annotated[
         str | None, typer.Option(help="User PIN of the token (or KYSO_TOKEN_PIN).")
     ] = None,
+    server_key: Annotated[
+        bool, typer.Option("--server-key", help="Generate the key in kyso's own key store (HSM).")
+    ] = False,
     key_algorithm: Annotated[str, typer.Option(help="For generated keys.")] = "rsa-2048",
     email: Annotated[
         list[str] | None, typer.Option(help="rfc822Name in the SAN (repeatable).")
@@ -258,11 +261,11 @@ def cert_issue(
     from kyso.pki import issuance
     from kyso.pki.names import parse_subject
 
-    chosen = [x for x in (csr, p12_out, token) if x is not None]
+    chosen = [x for x in (csr, p12_out, token, server_key or None) if x is not None]
     if len(chosen) != 1:
         raise InvalidInput(
-            "give exactly one of --csr, --p12-out, --token",
-            vi="chọn đúng một trong --csr, --p12-out, --token",
+            "give exactly one of --csr, --p12-out, --token, --server-key",
+            vi="chọn đúng một trong --csr, --p12-out, --token, --server-key",
         )
     emails = tuple(email or ())
     ctx = _context()
@@ -275,6 +278,20 @@ def cert_issue(
         spec = issuance.spec_from_csr(data, profile, subject=subject, emails=emails, days=days)
         with ctx.db.session() as session:
             issued = issuance.issue(session, ctx.authority, spec, _actor())
+    elif server_key:
+        if not subject:
+            raise InvalidInput("--server-key needs --subject", vi="--server-key cần --subject")
+        with ctx.db.session() as session:
+            issued = issuance.issue_with_server_key(
+                session,
+                ctx.authority,
+                profile=profile,
+                subject=subject,
+                algorithm=KeyAlgorithm(key_algorithm),
+                actor=_actor(),
+                emails=emails,
+                days=days,
+            )
     elif p12_out is not None:
         if not subject or not p12_password:
             raise InvalidInput(

@@ -28,7 +28,7 @@ from kyso.keys.software import generate_private_key
 from kyso.pki import lint, profiles
 from kyso.pki.authority import Authority, Identity, spki_sha256
 from kyso.pki.csr import load_csr
-from kyso.pki.names import parse_subject, subject_text
+from kyso.pki.names import check_subject, parse_subject, subject_text
 from kyso.pki.x509sign import sign_certificate
 from kyso.store.models import (
     CertEventKind,
@@ -88,6 +88,7 @@ def _check_spec(spec: IssueSpec) -> None:
             f"profile {spec.profile.value} is not for subscribers",
             vi=f"hồ sơ {spec.profile.value} không dành cho thuê bao",
         )
+    check_subject(spec.subject)
     KeyAlgorithm.of_public_key(spec.public_key)
     if spec.days is not None and not 1 <= spec.days <= 10 * 365:
         raise InvalidInput("validity must be 1 to 3650 days", vi="thời hạn phải từ 1 đến 3650 ngày")
@@ -311,3 +312,35 @@ def issue_on_token(
     )
     token.store_certificate(key.key_id, issued.row.der, subject_text(name)[:64])
     return issued
+
+
+def issue_with_server_key(
+    session: Session,
+    authority: Authority,
+    *,
+    profile: Profile,
+    subject: str,
+    algorithm: KeyAlgorithm,
+    actor: str,
+    emails: tuple[str, ...] = (),
+    days: int | None = None,
+) -> Issued:
+    """Make the key in kyso's own key store (software or HSM) for a signer the server holds
+    keys for — an organization's seal kept by the records office, or a remote-signing user.
+    The certificate's ``key_location`` is ``<store>:<key id>``, which signing looks up."""
+    name = parse_subject(subject)
+    store = authority.keystore
+    key = store.generate(subject_text(name)[:64], algorithm)
+    return issue(
+        session,
+        authority,
+        IssueSpec(
+            profile,
+            name,
+            key.public_key(),
+            emails=emails,
+            days=days,
+            key_location=f"{store.name}:{key.key_id}",
+        ),
+        actor,
+    )

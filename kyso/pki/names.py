@@ -48,6 +48,15 @@ def parse_subject(text: str) -> x509.Name:
         name = x509.Name.from_rfc4514_string(text, _EXTRA_NAMES)
     except ValueError as exc:
         raise InvalidInput(f"subject '{text}': {exc}", vi=f"chủ thể '{text}' sai cú pháp") from exc
+    return check_subject(name)
+
+
+def check_subject(name: x509.Name) -> x509.Name:
+    """Check a subject however it was made: typed, from a CSR or built from registry data.
+
+    RFC 5280 §4.1.2.6 allows an empty subject only with a critical subjectAltName, which
+    kyso's profiles never make, so every subject needs a CN.
+    """
     seen_cn = False
     for attribute in name:
         if attribute.oid not in _ALLOWED:
