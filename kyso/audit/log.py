@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kyso import clock
@@ -54,13 +55,24 @@ def record(session: Session, *events: Event) -> list[dict[str, Any]]:
     return record_many(session, events)
 
 
-def record_many(session: Session, events: Iterable[Event]) -> list[dict[str, Any]]:
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
+def _lock_head(session: Session) -> AuditHead:
+    query = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = session.execute(query).scalar_one_or_none()
     if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+        # The very first append: concurrent writers on PostgreSQL may all find no head row.
+        # One insert wins; the others fail on the primary key (after waiting for the winner
+        # to commit), roll back to the savepoint and lock the winner's row instead.
+        try:
+            with session.begin_nested():
+                session.add(AuditHead(id=1, seq=0, hash=GENESIS))
+        except IntegrityError:
+            pass
+        head = session.execute(query).scalar_one()
+    return head
+
+
+def record_many(session: Session, events: Iterable[Event]) -> list[dict[str, Any]]:
+    head = _lock_head(session)
     at = clock.now()
     entries: list[dict[str, Any]] = []
     seq, prev = head.seq, head.hash

@@ -1,0 +1,46 @@
+"""Time stamps for B-T and above, from kyso's own TSA (RFC 3161).
+
+In the server and the CLI the TSA is called in process (no HTTP round trip to ourselves);
+another installation, or a third-party TSA, is reached over HTTP. Both are pyHanko
+``TimeStamper``s, so PAdES and CAdES take either.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from asn1crypto import tsp
+from pyhanko.sign.timestamps import TimeStamper
+
+from kyso.pki.tsa import TimeStampAuthority
+
+
+class Level(enum.StrEnum):
+    """AdES baseline levels (ETSI EN 319 142-1 / 122-1 / 132-1)."""
+
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+    @property
+    def needs_timestamp(self) -> bool:
+        return self is not Level.B_B
+
+
+class InProcessTimeStamper(TimeStamper):
+    """pyHanko's view of kyso's TSA in this process."""
+
+    def __init__(self, tsa: TimeStampAuthority) -> None:
+        super().__init__(include_nonce=True)
+        self._tsa = tsa
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        return tsp.TimeStampResp.load(self._tsa.respond(req.dump()))
+
+
+def http_timestamper(url: str, timeout: float = 10) -> TimeStamper:
+    """A TSA elsewhere (another kyso, or a third party) over HTTP."""
+    from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+
+    return RequestsHTTPTimeStamper(url, timeout=timeout)
