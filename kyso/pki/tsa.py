@@ -130,38 +130,42 @@ class TimeStampAuthority:
         self._accuracy = accuracy_seconds
         self._not_before = cert.not_valid_before_utc
         self._not_after = cert.not_valid_after_utc
-        self._certificates = cms.CertificateSet(
+        # The constant parts are kept as DER and re-loaded per token: asn1crypto re-encodes
+        # a constructed ("mutated") tree on every dump of every ancestor, which made a
+        # stamp cost ~30 ms; loaded values dump their cached bytes.
+        self._certificates_der = cms.CertificateSet(
             [
                 cms.CertificateChoices(name="certificate", value=c)
                 for c in [self._certificate, *chain]
             ]
-        )
+        ).dump()
 
         self._hash = key.algorithm.default_hash()
         hash_name = _asn1_hash_name(self._hash)
         if hash_name not in ACCEPTED_HASHES:
             raise WeakHashError(self._hash.name)
         # RFC 5754: SHA-2 AlgorithmIdentifiers are generated with absent parameters.
-        self._digest_algorithm = algos.DigestAlgorithm({"algorithm": hash_name, "parameters": None})
+        self._digest_algorithm_der = algos.DigestAlgorithm(
+            {"algorithm": hash_name, "parameters": None}
+        ).dump()
         if key.algorithm.is_rsa:
-            self._signature_algorithm = algos.SignedDigestAlgorithm(
+            signature_algorithm = algos.SignedDigestAlgorithm(
                 {"algorithm": "rsassa_pkcs1v15", "parameters": core.Null()}
             )
         else:
-            self._signature_algorithm = algos.SignedDigestAlgorithm(
-                {"algorithm": f"{hash_name}_ecdsa"}
-            )
+            signature_algorithm = algos.SignedDigestAlgorithm({"algorithm": f"{hash_name}_ecdsa"})
+        self._signature_algorithm_der = signature_algorithm.dump()
 
         tbs = self._certificate["tbs_certificate"]
-        self._sid = cms.SignerIdentifier(
+        self._sid_der = cms.SignerIdentifier(
             name="issuer_and_serial_number",
             value=cms.IssuerAndSerialNumber(
                 {"issuer": tbs["issuer"], "serial_number": tbs["serial_number"]}
             ),
-        )
+        ).dump()
         cert_hash = hashes.Hash(hashes.SHA256())
         cert_hash.update(certificate_der)
-        self._signing_certificate = cms.CMSAttribute(
+        self._signing_certificate_der = cms.CMSAttribute(
             {
                 "type": "signing_certificate_v2",
                 "values": [
@@ -181,8 +185,8 @@ class TimeStampAuthority:
                     }
                 ],
             }
-        )
-        self._tsa_name = x509.GeneralName(name="directory_name", value=tbs["subject"])
+        ).dump()
+        self._tsa_name_der = x509.GeneralName(name="directory_name", value=tbs["subject"]).dump()
 
     @property
     def policy_oid(self) -> str:
@@ -269,7 +273,7 @@ class TimeStampAuthority:
                 "accuracy": {"seconds": self._accuracy},
                 "ordering": False,
                 "nonce": nonce,
-                "tsa": self._tsa_name,
+                "tsa": x509.GeneralName.load(self._tsa_name_der),
             }
         )
         tst_der = tst_info.dump()
@@ -279,7 +283,7 @@ class TimeStampAuthority:
         attributes = [
             cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
             cms.CMSAttribute({"type": "message_digest", "values": [content_digest.finalize()]}),
-            self._signing_certificate,
+            cms.CMSAttribute.load(self._signing_certificate_der),
         ]
         # The SET OF encoding (0x31, children DER-sorted by asn1crypto) is what is signed;
         # SignerInfo stores the same content under [0] IMPLICIT.
@@ -295,16 +299,18 @@ class TimeStampAuthority:
         signer_info = cms.SignerInfo(
             {
                 "version": "v1",
-                "sid": self._sid,
-                "digest_algorithm": self._digest_algorithm,
+                "sid": cms.SignerIdentifier.load(self._sid_der),
+                "digest_algorithm": algos.DigestAlgorithm.load(self._digest_algorithm_der),
                 "signed_attrs": cms.CMSAttributes.load(signed_attrs_der),
-                "signature_algorithm": self._signature_algorithm,
+                "signature_algorithm": algos.SignedDigestAlgorithm.load(
+                    self._signature_algorithm_der
+                ),
                 "signature": signature,
             }
         )
         signed_data = {
             "version": "v3",
-            "digest_algorithms": [self._digest_algorithm],
+            "digest_algorithms": [algos.DigestAlgorithm.load(self._digest_algorithm_der)],
             "encap_content_info": {
                 "content_type": "tst_info",
                 "content": tsp.TSTInfo.load(tst_der),
@@ -312,7 +318,7 @@ class TimeStampAuthority:
             "signer_infos": [signer_info],
         }
         if cert_req:
-            signed_data["certificates"] = self._certificates
+            signed_data["certificates"] = cms.CertificateSet.load(self._certificates_der)
         return cms.ContentInfo(
             {"content_type": "signed_data", "content": cms.SignedData(signed_data)}
         )

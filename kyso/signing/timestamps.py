@@ -11,8 +11,9 @@ import enum
 
 from asn1crypto import tsp
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
-from kyso.pki.tsa import TimeStampAuthority
+from kyso.pki.tsa import TimeStampAuthority, TimeStampResp
 
 
 class Level(enum.StrEnum):
@@ -36,7 +37,12 @@ class InProcessTimeStamper(TimeStamper):
         self._tsa = tsa
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        return tsp.TimeStampResp.load(self._tsa.respond(req.dump()))
+        # kyso's TimeStampResp: asn1crypto's own cannot read a rejection (token made mandatory)
+        response = TimeStampResp.load(self._tsa.respond(req.dump()))
+        if response["status"]["status"].native not in ("granted", "granted_with_mods"):
+            text = response["status"]["status_string"].native or response["status"]["fail_info"].native
+            raise TimestampRequestError(f"kyso TSA refused the request: {text}")
+        return response
 
 
 def http_timestamper(url: str, timeout: float = 10) -> TimeStamper:
