@@ -45,7 +45,7 @@ app.add_typer(ocsp_app, name="ocsp")
 app.add_typer(client_app, name="api-client")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 
 
 def _actor() -> str:

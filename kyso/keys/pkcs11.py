@@ -192,7 +192,8 @@ class Pkcs11KeyStore:
     def list(self) -> list[KeyInfo]:
         infos = []
         with self.lock:
-            for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}):
+            # Finish this search before get() starts another one on the same session.
+            for obj in list(self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})):
                 key_id = f"p11-{bytes(obj[Attribute.ID]).hex()}"
                 algorithm = self.get(key_id).algorithm
                 infos.append(KeyInfo(key_id, str(obj[Attribute.LABEL]), algorithm))

@@ -40,7 +40,8 @@ class InProcessTimeStamper(TimeStamper):
         # kyso's TimeStampResp: asn1crypto's own cannot read a rejection (token made mandatory)
         response = TimeStampResp.load(self._tsa.respond(req.dump()))
         if response["status"]["status"].native not in ("granted", "granted_with_mods"):
-            text = response["status"]["status_string"].native or response["status"]["fail_info"].native
+            status = response["status"]
+            text = status["status_string"].native or status["fail_info"].native
             raise TimestampRequestError(f"kyso TSA refused the request: {text}")
         return response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -37,7 +38,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge()
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: dict[str, Any]) -> None:
@@ -53,14 +54,25 @@ class BodyLimit:
                 await _too_large(send, self.max_bytes)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from ``receive`` once a body without an honest Content-Length passes the limit.
+
+    An HTTPException so that FastAPI's JSON body reader lets it through (it turns any other
+    exception into "400 There was an error parsing the body") and the handler in
+    ``kyso.web.errors`` answers 413 ``too_large``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _message(limit))
+
+
+def _message(limit: int) -> str:
+    return f"Yêu cầu quá lớn (tối đa {limit} byte)."
 
 
 async def _too_large(send: Send, limit: int) -> None:
     body = json.dumps(
-        {"code": "too_large", "message": f"Yêu cầu quá lớn (tối đa {limit} byte)."},
-        ensure_ascii=False,
+        {"code": "too_large", "message": _message(limit)}, ensure_ascii=False
     ).encode()
     await send(
         {

@@ -19,6 +19,7 @@ from kyso import clock
 from kyso.context import Context
 from kyso.errors import NotFound, TooLarge
 from kyso.pki import crl as crl_service
+from kyso.pki.authority import Identity
 from kyso.pki.ocsp import MALFORMED, MAX_REQUEST_BYTES, Answer
 from kyso.store.models import IdentityRole
 from kyso.web.deps import context
@@ -27,13 +28,23 @@ router = APIRouter()
 Ctx = Annotated[Context, Depends(context)]
 
 MAX_TSA_REQUEST_BYTES = 16 * 1024
+# Row ids are 32-bit on PostgreSQL; a larger number in a URL names nothing, and must not reach
+# the database (OverflowError on SQLite, DataError on PostgreSQL: a 500 instead of a 404).
+_MAX_ID = 2**31 - 1
+
+
+def _ca(ctx: Context, identity_id: int, what: str) -> Identity:
+    if not 1 <= identity_id <= _MAX_ID:
+        raise NotFound(what, vi=what)
+    identity = ctx.authority.identity_by_id(identity_id)
+    if identity.role not in (IdentityRole.ROOT, IdentityRole.ISSUING):
+        raise NotFound(what, vi=what)
+    return identity
 
 
 @router.get("/ca/{identity_id}.crt", tags=["pki"])
 def ca_certificate(identity_id: int, ctx: Ctx) -> Response:
-    identity = ctx.authority.identity_by_id(identity_id)
-    if identity.role not in (IdentityRole.ROOT, IdentityRole.ISSUING):
-        raise NotFound(f"CA {identity_id}", vi=f"CA {identity_id}")
+    identity = _ca(ctx, identity_id, f"CA {identity_id}")
     return Response(identity.der, media_type="application/pkix-cert")
 
 
@@ -52,9 +63,7 @@ def crl(name: str, ctx: Ctx) -> Response:
         identity_id = int(name.removesuffix("-delta"))
     except ValueError as exc:
         raise NotFound(f"CRL {name}", vi=f"CRL {name}") from exc
-    issuer = ctx.authority.identity_by_id(identity_id)
-    if issuer.role not in (IdentityRole.ROOT, IdentityRole.ISSUING):
-        raise NotFound(f"CRL {name}", vi=f"CRL {name}")
+    issuer = _ca(ctx, identity_id, f"CRL {name}")
     der = crl_service.current(ctx.authority, issuer, delta=delta)
     return Response(der, media_type="application/pkix-crl")
 
