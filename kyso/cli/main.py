@@ -44,11 +44,20 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(ocsp_app, name="ocsp")
 app.add_typer(client_app, name="api-client")
 
+
+def _register_document_commands() -> None:
+    from kyso.cli import documents
+
+    app.add_typer(documents.sign_app, name="sign")
+    app.add_typer(documents.trust_app, name="trust")
+    app.command("verify")(documents.verify_command)
+
+
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 
 
-def _actor() -> str:
+def actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -59,7 +68,7 @@ def _lang() -> str:
     return "en" if os.environ.get("KYSO_LANG", "vi").startswith("en") else "vi"
 
 
-def _context(*, need_init: bool = True) -> Context:
+def context(*, need_init: bool = True) -> Context:
     ctx = Context(Settings.from_env())
     if need_init:
         if not ctx.db.is_migrated():
@@ -129,12 +138,12 @@ def init(
             names=names,
             algorithm=KeyAlgorithm(algorithm),
             signer_algorithm=KeyAlgorithm(signer_algorithm),
-            actor=_actor(),
+            actor=actor(),
         )
     if demo:
         from kyso.demo import load_demo
 
-        load_demo(ctx, actor=_actor())
+        load_demo(ctx, actor=actor())
     result = {
         "home": str(settings.home),
         "database": settings.database_url.split("@")[-1],
@@ -177,7 +186,7 @@ def serve(
     """Serve the web app, the API, /ocsp, /crl, /ca and /tsa."""
     import uvicorn
 
-    ctx = _context()
+    ctx = context()
     if not ctx.authority.is_initialized():
         raise NotInitialized()
     ctx.close()
@@ -196,7 +205,7 @@ def serve(
 @ca_app.command("chain")
 def ca_chain(output: Annotated[Path | None, typer.Option("-o", "--output")] = None) -> None:
     """PEM: the issuing CA, then the root."""
-    ctx = _context()
+    ctx = context()
     pem = "".join(i.pem() for i in ctx.authority.chain())
     if output:
         output.write_text(pem)
@@ -268,7 +277,7 @@ def cert_issue(
             vi="chọn đúng một trong --csr, --p12-out, --token, --server-key",
         )
     emails = tuple(email or ())
-    ctx = _context()
+    ctx = context()
     p12_path = None
     if csr is not None:
         try:
@@ -277,7 +286,7 @@ def cert_issue(
             raise InvalidInput(f"cannot read {csr}", vi=f"không đọc được {csr}") from exc
         spec = issuance.spec_from_csr(data, profile, subject=subject, emails=emails, days=days)
         with ctx.db.session() as session:
-            issued = issuance.issue(session, ctx.authority, spec, _actor())
+            issued = issuance.issue(session, ctx.authority, spec, actor())
     elif server_key:
         if not subject:
             raise InvalidInput("--server-key needs --subject", vi="--server-key cần --subject")
@@ -288,7 +297,7 @@ def cert_issue(
                 profile=profile,
                 subject=subject,
                 algorithm=KeyAlgorithm(key_algorithm),
-                actor=_actor(),
+                actor=actor(),
                 emails=emails,
                 days=days,
             )
@@ -308,7 +317,7 @@ def cert_issue(
             key_location="pkcs12",
         )
         with ctx.db.session() as session:
-            issued = issuance.issue(session, ctx.authority, spec, _actor())
+            issued = issuance.issue(session, ctx.authority, spec, actor())
             bundle = issuance.pkcs12_bundle(issued, key, p12_password, issued.row.subject)
             fd = os.open(p12_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
@@ -336,7 +345,7 @@ def cert_issue(
                     profile=profile,
                     subject=subject,
                     algorithm=KeyAlgorithm(key_algorithm),
-                    actor=_actor(),
+                    actor=actor(),
                     emails=emails,
                     days=days,
                 )
@@ -363,7 +372,7 @@ def cert_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Certificates, newest first."""
-    ctx = _context()
+    ctx = context()
     query = select(Certificate).order_by(Certificate.id.desc()).limit(limit)
     if status is not None:
         query = query.where(Certificate.status == status)
@@ -399,7 +408,7 @@ def cert_show(
     from kyso.errors import NotFound
     from kyso.pki.status import normalize_serial
 
-    ctx = _context()
+    ctx = context()
     with ctx.db.read() as session:
         row = session.execute(
             select(Certificate).where(Certificate.serial == normalize_serial(serial))
@@ -441,15 +450,15 @@ def _status_command(
 ) -> None:
     from kyso.pki import status as status_service
 
-    ctx = _context()
+    ctx = context()
     with ctx.db.session() as session:
         if action == "suspend":
-            row = status_service.suspend(session, ctx.authority, serial, _actor(), note)
+            row = status_service.suspend(session, ctx.authority, serial, actor(), note)
         elif action == "restore":
-            row = status_service.restore(session, ctx.authority, serial, _actor(), note)
+            row = status_service.restore(session, ctx.authority, serial, actor(), note)
         else:
             assert reason is not None
-            row = status_service.revoke(session, ctx.authority, serial, reason, _actor(), note)
+            row = status_service.revoke(session, ctx.authority, serial, reason, actor(), note)
         data = _cert_json(row)
     if as_json:
         _emit(data)
@@ -506,10 +515,10 @@ def crl_command(
     """Make and sign a new CRL now and write it to a file."""
     from kyso.pki import crl as crl_service
 
-    ctx = _context()
+    ctx = context()
     identity = ctx.authority.identity(IdentityRole(issuer))
     with ctx.db.session() as session:
-        row = crl_service.generate(session, ctx.authority, identity, delta=delta, actor=_actor())
+        row = crl_service.generate(session, ctx.authority, identity, delta=delta, actor=actor())
         der, number, entries = row.der, row.number, row.entries
     if pem:
         import base64
@@ -525,7 +534,7 @@ def crl_command(
 @ocsp_app.command("refresh")
 def ocsp_refresh() -> None:
     """Sign the OCSP answers that are missing or half-way to expiry."""
-    ctx = _context()
+    ctx = context()
     out.print(f"signed {ctx.responder.refresh()} OCSP responses")
 
 
@@ -534,7 +543,7 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     """Check the whole hash chain; exit 1 at the first entry that does not fit."""
     from kyso.audit.log import verify
 
-    ctx = _context()
+    ctx = context()
     with ctx.db.read() as session:
         result = verify(session)
     if as_json:
@@ -555,14 +564,15 @@ def client_create(
     """Create an API client and print its token once."""
     from kyso.api import clients
 
-    ctx = _context()
+    ctx = context()
     with ctx.db.session() as session:
-        token = clients.create(session, name, scope, _actor())
+        token = clients.create(session, name, scope, actor())
     sys.stdout.write(token + "\n")
 
 
 def main() -> None:
     """Entry point: usage errors are Typer's; domain errors become one clean line."""
+    _register_document_commands()
     try:
         app()
     except KysoError as exc:

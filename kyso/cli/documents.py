@@ -1,0 +1,215 @@
+"""`kyso sign …`, `kyso verify`, `kyso trust …`: documents and who we trust."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kyso.context import Context
+from kyso.errors import InvalidInput
+from kyso.signing.identity import SignerIdentity
+from kyso.signing.timestamps import InProcessTimeStamper, Level
+
+sign_app = typer.Typer(
+    help="Sign documents: PDF (PAdES), any file (CAdES), XML (XAdES), e-mail (S/MIME).",
+    no_args_is_help=True,
+)
+trust_app = typer.Typer(help="Trust anchors for validation.", no_args_is_help=True)
+
+out = Console()
+err = Console(stderr=True)
+
+P12 = Annotated[Path | None, typer.Option("--p12", help="PKCS#12 file with the signer's key.")]
+PASSWORD = Annotated[str | None, typer.Option("--password", help="Password of the PKCS#12 file.")]
+KEY = Annotated[
+    str | None, typer.Option("--key", help="Id of a key kyso holds (cert issue --server-key).")
+]
+LEVEL = Annotated[Level, typer.Option("--level", help="B-B, B-T, B-LT or B-LTA.")]
+OUTPUT = Annotated[Path, typer.Option("-o", "--output", help="Where to write the signed result.")]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}", vi=f"không đọc được {path}") from exc
+
+
+def signer(ctx: Context, p12: Path | None, password: str | None, key: str | None) -> SignerIdentity:
+    from kyso.signing import identity
+
+    if (p12 is None) == (key is None):
+        raise InvalidInput(
+            "give --p12 FILE --password P, or --key KEY-ID",
+            vi="chọn --p12 TỆP --password MẬT-KHẨU, hoặc --key MÃ-KHÓA",
+        )
+    if p12 is not None:
+        if password is None:
+            raise InvalidInput("--p12 needs --password", vi="--p12 cần --password")
+        found = identity.from_pkcs12(_read(p12), password)
+        if not found.chain:
+            found.chain = [i.certificate for i in ctx.authority.chain()]
+        return found
+    assert key is not None
+    return identity.from_keystore(ctx, key)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    err.print(f"signed → {path} ({len(data):,} bytes)")
+
+
+def _trust(ctx: Context):  # type: ignore[no-untyped-def]
+    from kyso.validation.trust import trust_context
+
+    return trust_context(ctx)
+
+
+@sign_app.command("cms")
+def sign_cms(
+    file: Path,
+    output: OUTPUT,
+    p12: P12 = None,
+    password: PASSWORD = None,
+    key: KEY = None,
+    level: LEVEL = Level.B_B,
+) -> None:
+    """A detached CAdES signature (.p7s) over any file."""
+    from kyso.cli.main import context
+    from kyso.signing.cades import sign_cms as sign
+
+    ctx = context()
+    who = signer(ctx, p12, password, key)
+    stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
+    trust = _trust(ctx) if level in (Level.B_LT, Level.B_LTA) else None
+    _write(output, sign(_read(file), who, level=level, timestamper=stamper, trust=trust))
+
+
+@sign_app.command("xml")
+def sign_xml(
+    file: Path,
+    output: OUTPUT,
+    p12: P12 = None,
+    password: PASSWORD = None,
+    key: KEY = None,
+    level: LEVEL = Level.B_B,
+    parent: Annotated[
+        str | None, typer.Option(help="XPath of the element to hold the signature.")
+    ] = None,
+) -> None:
+    """An enveloped XAdES signature (edXML messages: --parent for edXMLHeader)."""
+    from kyso.cli.main import context
+    from kyso.signing.xades import sign_xml as sign
+
+    ctx = context()
+    who = signer(ctx, p12, password, key)
+    stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
+    _write(output, sign(_read(file), who, level=level, timestamper=stamper, parent_xpath=parent))
+
+
+@sign_app.command("email")
+def sign_email(
+    file: Path, output: OUTPUT, p12: P12 = None, password: PASSWORD = None, key: KEY = None
+) -> None:
+    """An S/MIME multipart/signed e-mail for the official mail system."""
+    from kyso.cli.main import context
+    from kyso.signing.smime import sign_email as sign
+
+    ctx = context()
+    _write(output, sign(_read(file), signer(ctx, p12, password, key)))
+
+
+def verify_command(
+    file: Path,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The original file of a detached signature.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write OUT.html or OUT.pdf.")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="vi or en")] = "vi",
+) -> None:
+    """Validate any signed file; exit 0 only for TOTAL-PASSED."""
+    from kyso.cli.main import context
+    from kyso.validation import render
+    from kyso.validation.verify import verify
+
+    ctx = context()
+    result = verify(
+        _read(file), _trust(ctx), name=file.name, detached_data=_read(data) if data else None
+    )
+    if report is not None:
+        if report.suffix.lower() == ".pdf":
+            report.write_bytes(render.to_pdf(result, lang))
+        else:
+            report.write_text(render.to_html(result, lang), encoding="utf-8")
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        colour = {"TOTAL-PASSED": "green", "TOTAL-FAILED": "red"}.get(
+            result.indication.value, "yellow"
+        )
+        verdict = result.message_vi if lang == "vi" else result.message_en
+        out.print(f"[{colour}]{result.indication.value}[/] {verdict}", highlight=False)
+        for index, sig in enumerate(result.signatures, start=1):
+            who = sig.signer.subject if sig.signer else "?"
+            out.print(
+                f"  {index}. {sig.indication.value}"
+                f"{' / ' + sig.sub_indication.value if sig.sub_indication else ''} — {who}",
+                highlight=False,
+            )
+            out.print(f"     {sig.message_vi if lang == 'vi' else sig.message_en}", highlight=False)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@trust_app.command("add")
+def trust_add(root: Path, note: Annotated[str | None, typer.Option()] = None) -> None:
+    """Trust a root CA certificate (PEM or DER) for validation."""
+    from kyso.cli.main import actor, context
+    from kyso.validation.trust import add_anchor
+
+    ctx = context()
+    with ctx.db.session() as session:
+        anchor = add_anchor(session, _read(root), actor(), note)
+        out.print(f"trusted {anchor.subject} (SHA-256 {anchor.sha256[:16]}…)")
+
+
+@trust_app.command("list")
+def trust_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """kyso's own root and the imported anchors."""
+    from kyso.cli.main import context
+    from kyso.validation.trust import list_anchors
+
+    rows = list_anchors(context())
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {"sha256": f, "subject": s, "not_after": n.isoformat(), "built_in": b}
+                    for f, s, n, b in rows
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+            + "\n"
+        )
+        return
+    table = Table()
+    for column in ("subject", "SHA-256", "not after", "source"):
+        table.add_column(column)
+    for fingerprint, subject, not_after, built_in in rows:
+        table.add_row(
+            subject,
+            fingerprint[:16] + "…",
+            not_after.date().isoformat(),
+            "kyso" if built_in else "imported",
+        )
+    out.print(table)
