@@ -28,6 +28,7 @@ class Scope(enum.StrEnum):
     CERTIFICATES_REVOKE = "certificates:revoke"
     CRL_ISSUE = "crl:issue"
     AUDIT_READ = "audit:read"
+    DOCUMENTS_SIGN = "documents:sign"
 
 
 @dataclass(frozen=True)

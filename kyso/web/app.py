@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from kyso.context import Context
 from kyso.settings import Settings
-from kyso.web import api_certificates, errors, pki_routes
+from kyso.web import api_certificates, api_documents, errors, pki_routes
 from kyso.web.limits import BodyLimit
 
 log = logging.getLogger("kyso.web")
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     errors.install(app)
     app.include_router(pki_routes.router)
     app.include_router(api_certificates.router)
+    app.include_router(api_documents.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

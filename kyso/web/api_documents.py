@@ -1,0 +1,152 @@
+"""Signing and validation over HTTP.
+
+``POST /verify`` is public (no login): anyone who received a signed document uploads it and
+reads the report. ``/api/v1/sign/*`` signs with keys kyso holds, for systems holding a
+``documents:sign`` token (the document management system, the one-stop shop, e-mail).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from kyso.api.clients import Caller, Scope
+from kyso.context import Context
+from kyso.errors import TooLarge
+from kyso.signing.timestamps import InProcessTimeStamper, Level
+from kyso.web.deps import caller, context
+from kyso.web.errors import language
+
+router = APIRouter(tags=["documents"])
+Ctx = Annotated[Context, Depends(context)]
+Who = Annotated[Caller, Depends(caller)]
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; refuse larger uploads without keeping them."""
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(
+            f"{upload.filename}: over {limit // (1024 * 1024)} MiB",
+            vi=f"{upload.filename}: quá {limit // (1024 * 1024)} MiB",
+        )
+    return data
+
+
+@router.post("/verify", summary="Validate any signed file (public)")
+@router.post("/api/v1/verify", summary="Validate any signed file")
+async def verify(
+    request: Request,
+    ctx: Ctx,
+    file: Annotated[UploadFile, File(description="PDF, .p7s, XML or .eml")],
+    data: Annotated[UploadFile | None, File(description="the original of a detached .p7s")] = None,
+    output: Annotated[str, Query(alias="format", pattern="^(json|html|pdf)$")] = "json",
+    lang: Annotated[str | None, Query(pattern="^(vi|en)$")] = None,
+) -> Response:
+    from kyso.validation import render
+    from kyso.validation.trust import trust_context
+    from kyso.validation.verify import verify as run
+
+    limit = ctx.settings.max_upload_bytes
+    content = await read_upload(file, limit)
+    original = await read_upload(data, limit) if data is not None else None
+    chosen = lang or language(request)
+
+    def work() -> Response:
+        report = run(
+            content, trust_context(ctx), name=file.filename or "document", detached_data=original
+        )
+        if output == "html":
+            return HTMLResponse(render.to_html(report, chosen))
+        if output == "pdf":
+            return Response(
+                render.to_pdf(report, chosen),
+                media_type="application/pdf",
+                headers={"Content-Disposition": 'attachment; filename="validation-report.pdf"'},
+            )
+        return JSONResponse(report.to_dict())
+
+    return await run_in_threadpool(work)
+
+
+def _signed(data: bytes, media_type: str, filename: str) -> Response:
+    return Response(
+        data,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post("/api/v1/sign/cms", summary="Detached CAdES signature with a key kyso holds")
+async def sign_cms(
+    ctx: Ctx,
+    who: Who,
+    file: Annotated[UploadFile, File()],
+    key_id: Annotated[str, Form(max_length=100)],
+    level: Annotated[Level, Form()] = Level.B_B,
+) -> Response:
+    from kyso.signing.cades import sign_cms as sign
+    from kyso.signing.identity import from_keystore
+    from kyso.validation.trust import trust_context
+
+    who.require(Scope.DOCUMENTS_SIGN)
+    content = await read_upload(file, ctx.settings.max_upload_bytes)
+
+    def work() -> bytes:
+        signer = from_keystore(ctx, key_id)
+        stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
+        trust = trust_context(ctx) if level in (Level.B_LT, Level.B_LTA) else None
+        return sign(content, signer, level=level, timestamper=stamper, trust=trust)
+
+    return _signed(
+        await run_in_threadpool(work),
+        "application/pkcs7-signature",
+        f"{file.filename or 'document'}.p7s",
+    )
+
+
+@router.post("/api/v1/sign/xml", summary="Enveloped XAdES signature with a key kyso holds")
+async def sign_xml(
+    ctx: Ctx,
+    who: Who,
+    file: Annotated[UploadFile, File()],
+    key_id: Annotated[str, Form(max_length=100)],
+    level: Annotated[Level, Form()] = Level.B_B,
+    parent_xpath: Annotated[str | None, Form(max_length=500)] = None,
+) -> Response:
+    from kyso.signing.identity import from_keystore
+    from kyso.signing.xades import sign_xml as sign
+
+    who.require(Scope.DOCUMENTS_SIGN)
+    content = await read_upload(file, ctx.settings.max_upload_bytes)
+
+    def work() -> bytes:
+        stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
+        return sign(
+            content,
+            from_keystore(ctx, key_id),
+            level=level,
+            timestamper=stamper,
+            parent_xpath=parent_xpath,
+        )
+
+    return _signed(await run_in_threadpool(work), "application/xml", file.filename or "signed.xml")
+
+
+@router.post("/api/v1/sign/email", summary="S/MIME-sign an e-mail with a key kyso holds")
+async def sign_email(
+    ctx: Ctx,
+    who: Who,
+    file: Annotated[UploadFile, File()],
+    key_id: Annotated[str, Form(max_length=100)],
+) -> Response:
+    from kyso.signing.identity import from_keystore
+    from kyso.signing.smime import sign_email as sign
+
+    who.require(Scope.DOCUMENTS_SIGN)
+    content = await read_upload(file, ctx.settings.max_upload_bytes)
+    signed = await run_in_threadpool(lambda: sign(content, from_keystore(ctx, key_id)))
+    return _signed(signed, "message/rfc822", file.filename or "signed.eml")
