@@ -66,6 +66,10 @@ class IssueSpec:
     emails: tuple[str, ...] = ()
     days: int | None = None
     key_location: str = "csr"
+    # registry links (set by the registration authority)
+    person_id: int | None = None
+    organization_id: int | None = None
+    device_id: int | None = None
 
 
 @dataclass
@@ -151,6 +155,9 @@ def issue_many(
             status=CertStatus.GOOD,
             der=der,
             created_at=now,
+            person_id=spec.person_id,
+            organization_id=spec.organization_id,
+            device_id=spec.device_id,
         )
         issued.append(Issued(row, cert, [issuer]))
         events.append(
@@ -178,6 +185,9 @@ _CERT_COLUMNS = (
     "status",
     "der",
     "created_at",
+    "person_id",
+    "organization_id",
+    "device_id",
 )
 
 

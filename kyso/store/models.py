@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -154,6 +155,16 @@ class Certificate(Base):
     reason: Mapped[RevocationReason | None] = mapped_column(_enum(RevocationReason), nullable=True)
     der: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who the certificate belongs to (registry links; empty for the CA's own certificates).
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id"), nullable=True, index=True
+    )
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id"), nullable=True, index=True
+    )
+    device_id: Mapped[int | None] = mapped_column(
+        ForeignKey("key_devices.id"), nullable=True, index=True
+    )
 
     events: Mapped[list[CertificateEvent]] = relationship(
         back_populates="certificate", order_by="CertificateEvent.id"
@@ -260,6 +271,9 @@ class ApiClient(Base):
     scopes: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A token acts as its user (role and unit), narrowed to its scopes; a token without a user
+    # is a system integration acting province-wide within its scopes.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
 
 
 class TrustAnchor(Base):
@@ -275,3 +289,287 @@ class TrustAnchor(Base):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# --- the registration authority (registry, users, requests) -------------------------------------
+
+
+class OrgKind(enum.StrEnum):
+    PROVINCE = "province"
+    DEPARTMENT = "department"
+    DISTRICT = "district"
+    COMMUNE = "commune"
+    HOSPITAL = "hospital"
+    HEALTH_CENTRE = "health_centre"
+    HEALTH_STATION = "health_station"
+    SCHOOL = "school"
+    ASSOCIATION = "association"
+    OTHER = "other"
+
+
+class Sector(enum.StrEnum):
+    GOVERNMENT = "government"
+    HEALTH = "health"
+    EDUCATION = "education"
+    PARTY_FRONT = "party_front"  # Party, Fatherland Front, associations and unions
+    OTHER = "other"
+
+
+class Organization(Base):
+    """A unit in the province's tree. ``path`` is the materialized ancestry (``/1/5/23/``) so
+    "this unit and everything below it" is one indexed prefix query."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str | None] = mapped_column(String(40), unique=True, nullable=True)
+    name: Mapped[str] = mapped_column(String(300))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), nullable=True)
+    path: Mapped[str] = mapped_column(String(400), index=True)
+    kind: Mapped[OrgKind] = mapped_column(_enum(OrgKind))
+    sector: Mapped[Sector] = mapped_column(_enum(Sector))
+    address: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    province: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    tax_code: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    budget_code: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy's API)
+
+
+class Person(Base):
+    """A subscriber: the columns of request form 01 (Decree 68/2024/NĐ-CP)."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), index=True)
+    date_of_birth: Mapped[date | None] = mapped_column(Date, nullable=True)
+    id_number: Mapped[str | None] = mapped_column(String(20), unique=True, nullable=True)
+    id_issue_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    id_issue_place: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    position: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    mobile: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class Role(enum.StrEnum):
+    PROVINCE_ADMIN = "province_admin"  # Sở TTTT: approves, issues, revokes, sees everything
+    UNIT_OFFICER = "unit_officer"  # requests for its unit and the units below
+    SIGNER = "signer"  # leaders, doctors, records clerks: sign documents
+    AUDITOR = "auditor"  # reads everything, changes nothing
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id"), nullable=True
+    )
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DeviceKind(enum.StrEnum):
+    USB_TOKEN = "usb_token"  # noqa: S105 (not a secret)
+    HSM_SLOT = "hsm_slot"
+
+
+class DeviceStatus(enum.StrEnum):
+    IN_STOCK = "in_stock"
+    ISSUED = "issued"
+    LOCKED = "locked"
+    LOST = "lost"
+    RETURNED = "returned"
+    DESTROYED = "destroyed"
+
+
+class KeyDevice(Base):
+    """A USB token or HSM slot that keeps private keys, and who holds it."""
+
+    __tablename__ = "key_devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    serial: Mapped[str] = mapped_column(String(100), unique=True)
+    model: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[DeviceKind] = mapped_column(_enum(DeviceKind))
+    status: Mapped[DeviceStatus] = mapped_column(_enum(DeviceStatus))
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id"), nullable=True
+    )
+    holder_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    last_pin_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class DeviceHandover(Base):
+    """Hand-over minutes (biên bản bàn giao): who gave the device to whom, when (form 07)."""
+
+    __tablename__ = "device_handovers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("key_devices.id"), index=True)
+    from_name: Mapped[str] = mapped_column(String(200))
+    to_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    to_name: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RequestType(enum.StrEnum):
+    """After the official forms of Decree 68/2024/NĐ-CP."""
+
+    NEW_INDIVIDUAL = "new_individual"  # form 01
+    NEW_ORGANIZATION = "new_organization"  # form 02
+    DEVICE_SERVICE = "device_service"  # form 03
+    RENEWAL_CHANGE = "renewal_change"  # form 04: renewal or change of information
+    REVOCATION = "revocation"  # form 05
+    DEVICE_UNLOCK = "device_unlock"  # form 06: restoring a locked key device
+
+
+class RequestState(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ISSUED = "issued"  # for revocation/unlock: "done"
+    HANDED_OVER = "handed_over"
+    CANCELLED = "cancelled"
+
+
+class CertificateRequest(Base):
+    __tablename__ = "certificate_requests"
+    __table_args__ = (Index("ix_requests_org_state", "organization_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    type: Mapped[RequestType] = mapped_column(_enum(RequestType))
+    state: Mapped[RequestState] = mapped_column(_enum(RequestState))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))  # requesting unit
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    subject_organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id"), nullable=True
+    )
+    certificate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("certificates.id"), nullable=True
+    )  # issued
+    target_certificate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("certificates.id"), nullable=True
+    )  # renewal / change / revocation
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("key_devices.id"), nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batch_jobs.id"), nullable=True, index=True
+    )
+    form: Mapped[str] = mapped_column(Text)  # JSON: the form's own fields
+    required_approvals: Mapped[int] = mapped_column(Integer, default=1)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class RequestEvent(Base):
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("certificate_requests.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    from_state: Mapped[RequestState | None] = mapped_column(_enum(RequestState), nullable=True)
+    to_state: Mapped[RequestState] = mapped_column(_enum(RequestState))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Approval(Base):
+    """One approver's yes; a request needs ``required_approvals`` distinct ones."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("request_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("certificate_requests.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class BatchJob(Base):
+    """A bulk job (XLSX import, batch approval and issuance) whose progress pages poll."""
+
+    __tablename__ = "batch_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    state: Mapped[JobState] = mapped_column(_enum(JobState))
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id"), nullable=True
+    )
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of {row, column, message}
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Notification(Base):
+    """E-mail outbox: written in the transaction that causes it, sent afterwards (so a
+    rolled-back action never mails anyone, and a mail server outage loses nothing)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
