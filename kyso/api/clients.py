@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
-from kyso.store.models import ApiClient
+from kyso.registry.access import Principal
+from kyso.store.models import ApiClient, Organization, Role, User
 
 TOKEN_PREFIX = "kyso_"  # noqa: S105 (a prefix, not a secret)
 
@@ -88,3 +89,34 @@ def authenticate(session: Session, authorization: str | None) -> Caller:
     if row is None or row.revoked_at is not None:
         raise Unauthenticated()
     return Caller(row.name, frozenset(row.scopes.split()))
+
+
+def authenticate_principal(session: Session, authorization: str | None) -> Principal:
+    """The principal a bearer token acts as: its user's role and unit, narrowed to its
+    scopes; a token without a user is a system integration, province-wide within scopes."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthenticated()
+    token = authorization.removeprefix("Bearer ").strip()
+    client = session.execute(
+        select(ApiClient).where(ApiClient.token_sha256 == _hash(token))
+    ).scalar_one_or_none()
+    if client is None or client.revoked_at is not None:
+        raise Unauthenticated()
+    scopes = frozenset(client.scopes.split())
+    if client.user_id is None:
+        return Principal(actor=f"api:{client.name}", role=Role.PROVINCE_ADMIN, scopes=scopes)
+    user = session.get(User, client.user_id)
+    if user is None or not user.active:
+        raise Unauthenticated()
+    path = None
+    if user.organization_id is not None:
+        org = session.get(Organization, user.organization_id)
+        path = org.path if org is not None else None
+    return Principal(
+        actor=f"api:{client.name}",
+        role=user.role,
+        user_id=user.id,
+        organization_id=user.organization_id,
+        org_path=path,
+        scopes=scopes,
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from kyso.api.clients import Caller, authenticate
+from kyso.api.clients import Caller, authenticate, authenticate_principal
 from kyso.context import Context
+from kyso.registry.access import Principal
 
 
 def context(request: Request) -> Context:
@@ -17,3 +18,10 @@ def caller(request: Request) -> Caller:
     ctx = context(request)
     with ctx.db.read() as session:
         return authenticate(session, request.headers.get("authorization"))
+
+
+def principal(request: Request) -> Principal:
+    """Who is calling: a bearer token's principal (the web session adds cookies later)."""
+    ctx = context(request)
+    with ctx.db.read() as session:
+        return authenticate_principal(session, request.headers.get("authorization"))
