@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
-from kyso.registry.access import Principal
+from kyso.registry.access import SCOPE_ACTIONS, Principal
 from kyso.store.models import ApiClient, Organization, Role, User
 
 TOKEN_PREFIX = "kyso_"  # noqa: S105 (a prefix, not a secret)
@@ -52,13 +52,16 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(session: Session, name: str, scopes: list[str], actor: str) -> str:
-    """Make a client and return its token (shown once, never stored)."""
-    unknown = [s for s in scopes if s not in {x.value for x in Scope}]
+def create(
+    session: Session, name: str, scopes: list[str], actor: str, *, user_id: int | None = None
+) -> str:
+    """Make a client and return its token (shown once, never stored). With ``user_id`` the
+    token acts as that user, never beyond the user's role and unit."""
+    known = sorted({x.value for x in Scope} | set(SCOPE_ACTIONS))
+    unknown = [s for s in scopes if s not in known]
     if unknown or not scopes:
         raise InvalidInput(
-            f"scopes must be among {', '.join(s.value for s in Scope)}",
-            vi=f"quyền phải thuộc {', '.join(s.value for s in Scope)}",
+            f"scopes must be among {', '.join(known)}", vi=f"quyền phải thuộc {', '.join(known)}"
         )
     if not name.strip() or len(name) > 200:
         raise InvalidInput("a client needs a name", vi="cần đặt tên cho ứng dụng")
@@ -71,6 +74,7 @@ def create(session: Session, name: str, scopes: list[str], actor: str) -> str:
             token_sha256=_hash(token),
             scopes=" ".join(sorted(set(scopes))),
             created_at=clock.now(),
+            user_id=user_id,
         )
     )
     record(session, Event(actor, "api_client.created", name, {"scopes": sorted(set(scopes))}))
