@@ -18,15 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import postgres as pg
+from support import require_or_skip, softhsm
 
 from kyso.context import Context
 from kyso.pki import bootstrap
 from kyso.settings import Settings
-from support import require_or_skip
-from support import postgres as pg
-from support import softhsm
 
-PASSPHRASE = "test-passphrase-not-secret"  # noqa: S105
+PASSPHRASE = "test-passphrase-not-secret"
 HSM_PIN = "246810"
 
 
@@ -54,8 +53,12 @@ def open_instance(env: dict[str, str], *, init: bool = True) -> Context:
     ctx.db.migrate()
     if init:
         with ctx.db.session() as session:
-            bootstrap.initialize(session, ctx.authority, ctx.keystore,
-                                 names=bootstrap.CaNames.for_organization("UBND tỉnh Bắc Kạn", "Bắc Kạn"))
+            bootstrap.initialize(
+                session,
+                ctx.authority,
+                ctx.keystore,
+                names=bootstrap.CaNames.for_organization("UBND tỉnh Bắc Kạn", "Bắc Kạn"),
+            )
     return ctx
 
 
@@ -77,8 +80,12 @@ def _database_url(backend: str, home: Path, request: pytest.FixtureRequest) -> s
     return url
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def instance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def instance(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Instance]:
     home = tmp_path_factory.mktemp(f"kyso-{request.param}")
     env = make_env(home, _database_url(request.param, home, request))
     ctx = open_instance(env)
@@ -111,11 +118,19 @@ def hsm_tokens(tmp_path_factory: pytest.TempPathFactory) -> softhsm.SoftHsmToken
 
 
 @pytest.fixture(scope="session")
-def hsm_instance(hsm_tokens: softhsm.SoftHsmToken, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+def hsm_instance(
+    hsm_tokens: softhsm.SoftHsmToken, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Instance]:
     home = tmp_path_factory.mktemp("kyso-hsm")
-    env = make_env(home, f"sqlite:///{home / 'kyso.db'}", KYSO_KEYSTORE="pkcs11",
-                   KYSO_PKCS11_MODULE=hsm_tokens.module, KYSO_PKCS11_TOKEN="kyso-ca",
-                   KYSO_PKCS11_PIN=HSM_PIN, SOFTHSM2_CONF=str(hsm_tokens.conf_path))
+    env = make_env(
+        home,
+        f"sqlite:///{home / 'kyso.db'}",
+        KYSO_KEYSTORE="pkcs11",
+        KYSO_PKCS11_MODULE=hsm_tokens.module,
+        KYSO_PKCS11_TOKEN="kyso-ca",
+        KYSO_PKCS11_PIN=HSM_PIN,
+        SOFTHSM2_CONF=str(hsm_tokens.conf_path),
+    )
     ctx = open_instance(env)
     yield Instance(ctx, env, "softhsm")
     ctx.close()
@@ -132,9 +147,21 @@ def _serve(instance: Instance, log_dir: Path) -> Iterator[Server]:
     env = {**os.environ, **instance.env, "KYSO_BASE_URL": f"http://127.0.0.1:{port}"}
     log = (log_dir / f"server-{port}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "kyso.web.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "kyso.web.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -167,5 +194,7 @@ def server(instance: Instance, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture(scope="session")
-def hsm_server(hsm_instance: Instance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def hsm_server(
+    hsm_instance: Instance, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     yield from _serve(hsm_instance, tmp_path_factory.mktemp("hsm-server"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -58,32 +60,45 @@ def test_fresh_database_url_works_with_sqlalchemy() -> None:
 
 @pytest.mark.softhsm
 def test_softhsm_token_generates_and_signs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs in its own process: adding a token after the PKCS#11 library is loaded needs
+    ``lib.reinitialize()``, which would invalidate the sessions of the session-wide CA
+    (``hsm_instance``) if it ran in the test process."""
     require_or_skip(softhsm.available(), "SoftHSM2 (apt-get install softhsm2)")
-    pkcs11 = pytest.importorskip("pkcs11")
-    from pkcs11 import KeyType, Mechanism, ObjectClass
-
     directory: Path = tmp_path_factory.mktemp("softhsm")
-    ca = softhsm.make_token(directory)
-    assert ca.conf_path.is_file()
-    sub = ca.add_token("kyso-subscriber", pin="4321")
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import pkcs11
+from pkcs11 import KeyType, Mechanism, ObjectClass
+from support import softhsm
 
-    data = b"kyso test payload"
-    for tok in (ca, sub):
-        token = tok.get_token()
-        assert token.label == tok.label
-        with token.open(user_pin=tok.pin, rw=True) as session:
-            pub, priv = session.generate_keypair(KeyType.RSA, 2048, label="k", store=True)
-            sig = priv.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)
-            assert len(sig) == 256
-            assert pub.verify(data, sig, mechanism=Mechanism.SHA256_RSA_PKCS)
-            found = list(session.get_objects({pkcs11.Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
-            assert len(found) == 1
-
-    with pytest.raises(pkcs11.PinIncorrect):
-        ca.get_token().open(user_pin="0000")
-
-    # A token added after the library is loaded: SoftHsmToken.lib() re-initializes.
-    late = ca.add_token("kyso-late")
-    with late.get_token().open(user_pin=late.pin, rw=True) as session:
-        _, priv = session.generate_keypair(KeyType.RSA, 2048, store=False)
-        assert len(priv.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)) == 256
+ca = softhsm.make_token(__import__("pathlib").Path({str(directory)!r}))
+assert ca.conf_path.is_file()
+sub = ca.add_token("kyso-subscriber", pin="4321")
+data = b"kyso test payload"
+for tok in (ca, sub):
+    token = tok.get_token()
+    assert token.label == tok.label
+    with token.open(user_pin=tok.pin, rw=True) as session:
+        pub, priv = session.generate_keypair(KeyType.RSA, 2048, label="k", store=True)
+        sig = priv.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)
+        assert len(sig) == 256
+        assert pub.verify(data, sig, mechanism=Mechanism.SHA256_RSA_PKCS)
+        found = list(session.get_objects({{pkcs11.Attribute.CLASS: ObjectClass.PRIVATE_KEY}}))
+        assert len(found) == 1
+try:
+    ca.get_token().open(user_pin="0000")
+    raise SystemExit("a wrong PIN was accepted")
+except pkcs11.PinIncorrect:
+    pass
+late = ca.add_token("kyso-late")  # added after the library loaded: needs reinitialize
+with late.get_token().open(user_pin=late.pin, rw=True) as session:
+    _, priv = session.generate_keypair(KeyType.RSA, 2048, store=False)
+    assert len(priv.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)) == 256
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("ok")

@@ -27,18 +27,40 @@ def _issue(ctx: Context) -> issuance.Issued:
         return issuance.issue(session, ctx.authority, spec, "test")
 
 
-def _verify(ctx: Context, leaf: issuance.Issued, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _verify(
+    ctx: Context, leaf: issuance.Issued, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "chain.pem").write_text("".join(i.pem() for i in ctx.authority.chain()))
     (tmp_path / "leaf.pem").write_text(leaf.pem())
     with ctx.db.session() as session:
         der = crl.generate(session, ctx.authority, ctx.authority.identity(IdentityRole.ISSUING)).der
     (tmp_path / "crl.der").write_bytes(der)
-    subprocess.run(["openssl", "crl", "-inform", "DER", "-in", tmp_path / "crl.der",
-                    "-out", tmp_path / "crl.pem"], check=True)
+    subprocess.run(
+        [
+            "openssl",
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            tmp_path / "crl.der",
+            "-out",
+            tmp_path / "crl.pem",
+        ],
+        check=True,
+    )
     return subprocess.run(
-        ["openssl", "verify", "-crl_check", "-CAfile", tmp_path / "chain.pem",
-         "-CRLfile", tmp_path / "crl.pem", tmp_path / "leaf.pem"],
-        capture_output=True, text=True,
+        [
+            "openssl",
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            tmp_path / "chain.pem",
+            "-CRLfile",
+            tmp_path / "crl.pem",
+            tmp_path / "leaf.pem",
+        ],
+        capture_output=True,
+        text=True,
     )
 
 
