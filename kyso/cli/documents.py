@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,8 +13,10 @@ from rich.table import Table
 
 from kyso.context import Context
 from kyso.errors import InvalidInput
-from kyso.signing.identity import SignerIdentity
-from kyso.signing.timestamps import InProcessTimeStamper, Level
+from kyso.signing.levels import Level
+
+if TYPE_CHECKING:
+    from kyso.signing.identity import SignerIdentity
 
 sign_app = typer.Typer(
     help="Sign documents: PDF (PAdES), any file (CAdES), XML (XAdES), e-mail (S/MIME).",
@@ -86,6 +88,8 @@ def sign_cms(
 
     ctx = context()
     who = signer(ctx, p12, password, key)
+    from kyso.signing.timestamps import InProcessTimeStamper
+
     stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
     trust = _trust(ctx) if level in (Level.B_LT, Level.B_LTA) else None
     _write(output, sign(_read(file), who, level=level, timestamper=stamper, trust=trust))
@@ -109,6 +113,8 @@ def sign_xml(
 
     ctx = context()
     who = signer(ctx, p12, password, key)
+    from kyso.signing.timestamps import InProcessTimeStamper
+
     stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
     _write(output, sign(_read(file), who, level=level, timestamper=stamper, parent_xpath=parent))
 

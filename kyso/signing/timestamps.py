@@ -7,26 +7,14 @@ another installation, or a third-party TSA, is reached over HTTP. Both are pyHan
 
 from __future__ import annotations
 
-import enum
-
 from asn1crypto import tsp
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
 from kyso.pki.tsa import TimeStampAuthority, TimeStampResp
+from kyso.signing.levels import Level
 
-
-class Level(enum.StrEnum):
-    """AdES baseline levels (ETSI EN 319 142-1 / 122-1 / 132-1)."""
-
-    B_B = "B-B"
-    B_T = "B-T"
-    B_LT = "B-LT"
-    B_LTA = "B-LTA"
-
-    @property
-    def needs_timestamp(self) -> bool:
-        return self is not Level.B_B
+__all__ = ["InProcessTimeStamper", "Level", "http_timestamper"]
 
 
 class InProcessTimeStamper(TimeStamper):

@@ -73,12 +73,44 @@ class Database:
             yield session
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision.
+
+        On SQLite, Alembic's batch mode rebuilds a table to alter it (copy, drop, rename),
+        which foreign keys pointing at it would block; SQLite's documented procedure is to
+        switch them off for the migration (a PRAGMA that only works outside a transaction)
+        and check them afterwards.
+        """
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+                    if self.is_sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
+            finally:
+                if self.is_sqlite:
+                    conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+
+    def is_current(self) -> bool:
+        """Whether the schema is already at the newest revision (cheap: no env.py run)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.read_engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision() == head
+
+    def ensure_current(self) -> None:
+        if not self.is_current():
+            self.migrate()
 
     def is_migrated(self) -> bool:
         return inspect(self.engine).has_table("ca_identities")
