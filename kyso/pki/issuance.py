@@ -28,7 +28,7 @@ from kyso.keys.software import generate_private_key
 from kyso.pki import lint, profiles
 from kyso.pki.authority import Authority, Identity, spki_sha256
 from kyso.pki.csr import load_csr
-from kyso.pki.names import check_subject, parse_subject, subject_text
+from kyso.pki.names import check_email, check_subject, parse_subject, subject_text
 from kyso.pki.x509sign import sign_certificate
 from kyso.store.models import (
     CertEventKind,
@@ -97,8 +97,7 @@ def _check_spec(spec: IssueSpec) -> None:
     if spec.days is not None and not 1 <= spec.days <= 10 * 365:
         raise InvalidInput("validity must be 1 to 3650 days", vi="thời hạn phải từ 1 đến 3650 ngày")
     for email in spec.emails:
-        if "@" not in email or any(c.isspace() for c in email) or not email.isascii():
-            raise InvalidInput(f"e-mail '{email}'", vi=f"thư điện tử '{email}' không hợp lệ")
+        check_email(email)
 
 
 def _public_der(key: PublicKeyTypes) -> bytes:

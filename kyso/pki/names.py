@@ -7,6 +7,8 @@ PrintableString. Like every RFC 4514 string, the first RDN written is the last e
 
 from __future__ import annotations
 
+import re
+
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -36,7 +38,27 @@ _MAX_LENGTH = {
     NameOID.STATE_OR_PROVINCE_NAME: 128,
     NameOID.TITLE: 64,
     NameOID.SERIAL_NUMBER: 64,
+    NameOID.STREET_ADDRESS: 128,  # X.520 ub-street-address
+    NameOID.USER_ID: 256,  # RFC 4519 has none; a bound keeps lint and storage sane
 }
+
+# RFC 5321 mailbox, dot-atom local part only, host of two labels or more: the subset pkilint
+# accepts in an rfc822Name. Anything else failed late (cryptography, then lint).
+_MAILBOX = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+
+
+def check_email(value: str) -> str:
+    """An official e-mail address fit for a certificate's subjectAltName."""
+    local, _, domain = value.partition("@")
+    if not _MAILBOX.fullmatch(value) or len(local) > 64 or len(domain) > 253:
+        raise InvalidInput(
+            f"'{value}' is not an e-mail address such as ten.ho@backan.gov.vn",
+            vi=f"'{value}' không phải địa chỉ thư điện tử, ví dụ ten.ho@backan.gov.vn",
+        )
+    return value
 
 
 def parse_subject(text: str) -> x509.Name:
@@ -44,6 +66,11 @@ def parse_subject(text: str) -> x509.Name:
     text = text.strip()
     if not text:
         raise InvalidInput("empty subject", vi="chủ thể trống")
+    if re.search(r"(^|[,+])\s*[A-Za-z0-9.]+\s*=\s*#", text):
+        # RFC 4514 §2.4 hex-encoded BER values would let a requester smuggle any bytes in.
+        raise InvalidInput(
+            "hex-encoded (#…) values are not accepted", vi="không nhận giá trị dạng #hex"
+        )
     try:
         name = x509.Name.from_rfc4514_string(text, _EXTRA_NAMES)
     except ValueError as exc:
@@ -65,6 +92,11 @@ def check_subject(name: x509.Name) -> x509.Name:
                 vi=f"không dùng thuộc tính {attribute.oid.dotted_string} trong chủ thể",
             )
         value = str(attribute.value)
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+            raise InvalidInput(
+                f"{attribute.rfc4514_attribute_name} contains control characters",
+                vi=f"{attribute.rfc4514_attribute_name} chứa ký tự điều khiển",
+            )
         if not value.strip():
             raise InvalidInput(
                 f"{attribute.rfc4514_attribute_name} is empty",

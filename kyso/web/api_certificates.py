@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 
@@ -14,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from kyso.api.clients import Caller, Scope
 from kyso.context import Context
-from kyso.errors import NotFound
+from kyso.errors import KysoError, NotFound
 from kyso.pki import issuance, status
+from kyso.pki.names import check_email
 from kyso.store.models import Certificate, CertStatus, Profile, RevocationReason
 from kyso.web.deps import caller, context
 
@@ -23,20 +23,12 @@ router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
 Ctx = Annotated[Context, Depends(context)]
 Who = Annotated[Caller, Depends(caller)]
 
-# RFC 5321 mailbox, dot-atom local part only, with a host name of two labels or more: the
-# subset pkilint accepts in an rfc822Name. Anything else used to fail later as a 500 (an
-# exception from cryptography's RFC822Name, or lint_failed once the certificate was built).
-_MAILBOX = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
-
 
 def _mailbox(value: str) -> str:
-    local, _, domain = value.partition("@")
-    if not _MAILBOX.fullmatch(value) or len(local) > 64 or len(domain) > 253:
-        raise ValueError("not an e-mail address such as ten.ho@backan.gov.vn")
-    return value
+    try:
+        return check_email(value)
+    except KysoError as exc:
+        raise ValueError(exc.detail) from exc
 
 
 def _no_nul(value: str | None) -> str | None:
