@@ -56,8 +56,12 @@ class TrustContext:
         if self.ctx is None:
             return [], []
         authority = self.ctx.authority
+        issuing_ca = authority.identity(IdentityRole.ISSUING)
+        # The issuing CA's full CRL names its delta in freshestCRL (RFC 5280 §5.2.6); a relying
+        # party that cannot find the delta must not rely on the full CRL, so both go together.
         crls = [
-            crl_service.current(authority, authority.identity(IdentityRole.ISSUING)),
+            crl_service.current(authority, issuing_ca),
+            crl_service.current(authority, issuing_ca, delta=True),
             crl_service.current(authority, authority.identity(IdentityRole.ROOT)),
         ]
         ocsps = []

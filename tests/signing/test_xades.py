@@ -1,0 +1,175 @@
+"""XAdES enveloped signatures for edXML: what ``xmlsec1`` (libxmlsec) accepts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+from asn1crypto import cms
+from conftest import Instance
+from lxml import etree
+
+from kyso import xmlsafe
+from kyso.errors import InvalidInput
+from kyso.keys.base import KeyAlgorithm
+from kyso.signing.identity import SignerIdentity
+from kyso.signing.timestamps import InProcessTimeStamper, Level
+from kyso.signing.xades import DS_NS, EDXML_NS, XADES_NS, sign_xml
+from kyso.validation.report import Indication
+from kyso.validation.trust import trust_context
+from kyso.validation.xml import validate_xml
+from signing.test_cades import issue_signer, openssl, write_chain
+
+EDXML = (Path(__file__).parent.parent / "fixtures" / "xml" / "edxml-sample.xml").read_bytes()
+NS = {"ds": DS_NS, "xades": XADES_NS, "edxml": EDXML_NS}
+HEADER = "//edxml:edXMLHeader"
+
+
+def xmlsec_verify(
+    signed: bytes, files: dict[str, Path], directory: Path
+) -> subprocess.CompletedProcess[str]:
+    path = directory / "signed.xml"
+    path.write_bytes(signed)
+    return subprocess.run(
+        [
+            "xmlsec1",
+            "--verify",
+            "--trusted-pem",
+            str(files["root"]),
+            "--untrusted-pem",
+            str(files["issuing"]),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module", params=[KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_P256])
+def signer(request: pytest.FixtureRequest, sqlite_instance: Instance) -> SignerIdentity:
+    return issue_signer(sqlite_instance.ctx, algorithm=request.param)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("level", [Level.B_B, Level.B_T, Level.B_LT])
+def test_xmlsec1_verifies_each_level_inside_the_edxml_header(
+    sqlite_instance: Instance, signer: SignerIdentity, level: Level, tmp_path: Path
+) -> None:
+    ctx = sqlite_instance.ctx
+    signed = sign_xml(
+        EDXML,
+        signer,
+        level=level,
+        timestamper=InProcessTimeStamper(ctx.tsa),
+        parent_xpath=HEADER,
+        trust=trust_context(ctx),
+    )
+    root = xmlsafe.parse(signed)
+    (signature,) = root.findall(".//ds:Signature", NS)
+    assert signature.getparent().tag == f"{{{EDXML_NS}}}edXMLHeader"
+    assert {
+        m.get("Algorithm") for m in signature.iterfind(".//ds:Reference/ds:DigestMethod", NS)
+    } == {"http://www.w3.org/2001/04/xmlenc#sha256"}
+    assert signature.find(".//xades:SigningCertificateV2", NS) is not None
+    assert signature.find(".//xades:SigningTime", NS) is not None
+    stamped = signature.find(".//xades:SignatureTimeStamp", NS) is not None
+    assert stamped == level.needs_timestamp
+    assert (signature.find(".//xades:RevocationValues", NS) is not None) == (level is Level.B_LT)
+
+    files = write_chain(signer, tmp_path)
+    result = xmlsec_verify(signed, files, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "SignedInfo References (ok/all): 3/3" in result.stderr
+
+    tampered = signed.replace("PHÓ GIÁM ĐỐC".encode(), "GIÁM ĐỐC".encode())
+    assert tampered != signed
+    assert xmlsec_verify(tampered, files, tmp_path).returncode != 0
+
+
+@pytest.mark.interop
+def test_openssl_ts_verifies_the_xades_signature_time_stamp(
+    sqlite_instance: Instance, signer: SignerIdentity, tmp_path: Path
+) -> None:
+    """EN 319 132-1 §5.3: the imprint is over ds:SignatureValue, canonicalized as declared."""
+    signed = sign_xml(
+        EDXML,
+        signer,
+        level=Level.B_T,
+        timestamper=InProcessTimeStamper(sqlite_instance.ctx.tsa),
+        parent_xpath=HEADER,
+    )
+    root = xmlsafe.parse(signed)
+    stamp = root.find(".//xades:SignatureTimeStamp", NS)
+    method = stamp.find("ds:CanonicalizationMethod", NS).get("Algorithm")
+    assert method == "http://www.w3.org/2001/10/xml-exc-c14n#"
+    token = base64.b64decode(stamp.find("xades:EncapsulatedTimeStamp", NS).text)
+    value = root.find(".//ds:SignatureValue", NS)
+    canonical = etree.tostring(value, method="c14n", exclusive=True)
+    tst_info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
+    assert (
+        tst_info["message_imprint"]["hashed_message"].native == hashlib.sha256(canonical).digest()
+    )
+
+    files = write_chain(signer, tmp_path)
+    (tmp_path / "token.der").write_bytes(token)
+    (tmp_path / "value.c14n").write_bytes(canonical)
+    result = openssl(
+        "ts",
+        "-verify",
+        "-in",
+        tmp_path / "token.der",
+        "-token_in",
+        "-data",
+        tmp_path / "value.c14n",
+        "-CAfile",
+        files["chain"],
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_without_parent_the_signature_closes_the_root(signer: SignerIdentity) -> None:
+    signed = sign_xml(b"<van-ban><so>125</so></van-ban>", signer)
+    root = xmlsafe.parse(signed)
+    assert root[-1].tag == f"{{{DS_NS}}}Signature"
+
+
+def test_parent_xpath_must_select_exactly_one_element(signer: SignerIdentity) -> None:
+    with pytest.raises(InvalidInput, match="exactly one"):
+        sign_xml(EDXML, signer, parent_xpath="//edxml:Nothing")
+    with pytest.raises(InvalidInput, match="exactly one"):
+        sign_xml(EDXML, signer, parent_xpath="//edxml:OrganId")
+    with pytest.raises(InvalidInput, match="not a valid XPath"):
+        sign_xml(EDXML, signer, parent_xpath="//[")
+
+
+def test_unsafe_xml_is_refused_before_signing(signer: SignerIdentity) -> None:
+    xxe = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>'
+    with pytest.raises(InvalidInput, match="DOCTYPE"):
+        sign_xml(xxe, signer)
+    with pytest.raises(InvalidInput, match="well-formed"):
+        sign_xml(b"<a><b></a>", signer)
+
+
+@pytest.mark.softhsm
+@pytest.mark.interop
+def test_xml_signed_with_a_key_in_softhsm(hsm_instance: Instance, tmp_path: Path) -> None:
+    ctx = hsm_instance.ctx
+    identity = issue_signer(ctx, algorithm=KeyAlgorithm.EC_P256)
+    assert identity.key.cryptography_key() is None
+    signed = sign_xml(
+        EDXML,
+        identity,
+        level=Level.B_T,
+        timestamper=InProcessTimeStamper(ctx.tsa),
+        parent_xpath=HEADER,
+    )
+    result = xmlsec_verify(signed, write_chain(identity, tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = validate_xml(signed, trust_context(ctx))
+    assert report.indication is Indication.TOTAL_PASSED, report.signatures[0].message_en
+    assert report.signatures[0].format == "XAdES-B-T"

@@ -1,0 +1,530 @@
+"""Validating CMS/CAdES signatures: kyso's own, openssl's, and each failure named right.
+
+The helpers at the top (a subscriber with a key file for the command-line tools, a foreign
+CA and a foreign TSA made with cryptography) are used by the XML and e-mail validation
+tests too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from asn1crypto import cms
+from conftest import Instance
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kyso import clock
+from kyso.context import Context
+from kyso.errors import InvalidInput
+from kyso.keys.base import KeyAlgorithm
+from kyso.keys.software import SoftwareKey
+from kyso.pki import issuance, status
+from kyso.pki.names import parse_subject
+from kyso.pki.tsa import TimeStampAuthority
+from kyso.signing.cades import sign_cms
+from kyso.signing.identity import SignerIdentity, from_keystore
+from kyso.signing.timestamps import InProcessTimeStamper, Level
+from kyso.store.models import Profile, RevocationReason
+from kyso.validation.cms import validate_cms
+from kyso.validation.report import Indication, RevocationStatus, SubIndication
+from kyso.validation.trust import TrustContext, trust_context
+
+DATA = "Quyết định số 42/QĐ-UBND ngày 14/3/2025 của UBND tỉnh Bắc Kạn.\n".encode()
+PEM = serialization.Encoding.PEM
+
+
+# -- helpers shared with the XML and e-mail validation tests -----------------------------
+
+
+@dataclass
+class PemSigner:
+    """A subscriber of kyso's CA whose key sits in a file, for openssl and xmlsec1."""
+
+    identity: SignerIdentity
+    serial: str
+    key: Path
+    cert: Path
+    chain: Path  # issuing CA + root
+    issuing: Path
+    root: Path
+
+
+def pem_signer(ctx: Context, directory: Path, *, emails: tuple[str, ...] = ()) -> PemSigner:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = parse_subject("CN=Trần Văn Bình,O=UBND tỉnh Bắc Kạn,L=Bắc Kạn,C=VN")
+    with ctx.db.session() as session:
+        issued = issuance.issue(
+            session,
+            ctx.authority,
+            issuance.IssueSpec(Profile.INDIVIDUAL, subject, private.public_key(), emails=emails),
+            "test",
+        )
+    chain = [i.certificate for i in ctx.authority.chain()]
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        name: directory / f"{name}.pem" for name in ("key", "cert", "chain", "issuing", "root")
+    }
+    files["key"].write_bytes(
+        private.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    files["cert"].write_bytes(issued.certificate.public_bytes(PEM))
+    files["chain"].write_bytes(b"".join(c.public_bytes(PEM) for c in chain))
+    files["issuing"].write_bytes(chain[0].public_bytes(PEM))
+    files["root"].write_bytes(chain[1].public_bytes(PEM))
+    identity = SignerIdentity(SoftwareKey("pem", private), issued.certificate, chain)
+    return PemSigner(identity, issued.serial, **files)
+
+
+def server_signer(ctx: Context) -> tuple[SignerIdentity, str]:
+    """A subscriber whose key kyso holds; (identity, certificate serial)."""
+    with ctx.db.session() as session:
+        issued = issuance.issue_with_server_key(
+            session,
+            ctx.authority,
+            profile=Profile.ORGANIZATION,
+            subject="CN=Văn phòng UBND tỉnh Bắc Kạn,O=UBND tỉnh Bắc Kạn,C=VN",
+            algorithm=KeyAlgorithm.EC_P256,
+            actor="test",
+        )
+    return from_keystore(ctx, issued.row.key_location.split(":", 1)[1]), issued.serial
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Công ty Chứng thực Lạ"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
+def _usage(*, signer: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=signer,
+        content_commitment=signer,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=not signer,
+        crl_sign=not signer,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def foreign_certificate(
+    cn: str, *, eku: list[x509.ObjectIdentifier], eku_critical: bool = False
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, x509.Certificate]:
+    """(key, certificate, root) from a CA made here, which kyso does not trust."""
+    now = dt.datetime.now(dt.UTC)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(_name("Root CA lạ"))
+        .issuer_name(_name("Root CA lạ"))
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_usage(signer=False), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_usage(signer=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(eku), critical=eku_critical)
+        .sign(root_key, hashes.SHA256())
+    )
+    return key, cert, root
+
+
+def foreign_signer() -> SignerIdentity:
+    key, cert, root = foreign_certificate("Người ký lạ", eku=[ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    return SignerIdentity(SoftwareKey("foreign", key), cert, [root])
+
+
+def foreign_tsa() -> TimeStampAuthority:
+    key, cert, root = foreign_certificate(
+        "TSA lạ", eku=[ExtendedKeyUsageOID.TIME_STAMPING], eku_critical=True
+    )
+    der = serialization.Encoding.DER
+    return TimeStampAuthority(
+        SoftwareKey("foreign-tsa", key),
+        cert.public_bytes(der),
+        [root.public_bytes(der)],
+        policy_oid="1.3.6.1.4.1.99999.77.1",
+    )
+
+
+def openssl(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["openssl", *map(str, args)], capture_output=True, timeout=60, check=False
+    )
+
+
+def local_text(moment: dt.datetime) -> tuple[str, str]:
+    """How a date appears in the Vietnamese and English sentences (Vietnam time)."""
+    local = clock.local(moment)
+    return local.strftime("%d/%m/%Y"), local.strftime("%Y-%m-%d")
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sqlite_ctx(sqlite_instance: Instance) -> Context:
+    return sqlite_instance.ctx
+
+
+@pytest.fixture(scope="module")
+def trust(sqlite_ctx: Context) -> TrustContext:
+    return trust_context(sqlite_ctx)
+
+
+@pytest.fixture(scope="module")
+def tools(sqlite_ctx: Context, tmp_path_factory: pytest.TempPathFactory) -> PemSigner:
+    return pem_signer(sqlite_ctx, tmp_path_factory.mktemp("cms-signer"))
+
+
+@pytest.fixture(scope="module")
+def kyso_signature(tools: PemSigner) -> bytes:
+    return sign_cms(DATA, tools.identity)
+
+
+# -- kyso's and others' signatures pass ----------------------------------------------------
+
+
+@pytest.mark.parametrize("level", [Level.B_B, Level.B_T, Level.B_LT])
+def test_kyso_signature_is_total_passed(ctx: Context, level: Level) -> None:
+    identity, _ = server_signer(ctx)
+    trust = trust_context(ctx)
+    signature = sign_cms(
+        DATA, identity, level=level, timestamper=InProcessTimeStamper(ctx.tsa), trust=trust
+    )
+    report = validate_cms(signature, DATA, trust, name="quyet-dinh.pdf.p7s")
+    assert report.document_kind == "cms" and report.document == "quyet-dinh.pdf.p7s"
+    (sig,) = report.signatures
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    assert sig.sub_indication is None
+    assert sig.format == f"CAdES-{level.value}"
+    assert sig.integrity and sig.trusted_chain
+    assert sig.chain[0].subject == identity.certificate.subject.rfc4514_string()
+    assert len(sig.chain) == 3
+    assert sig.claimed_signing_time is not None
+    assert sig.revocation is not None and sig.revocation.status is RevocationStatus.GOOD
+    assert sig.revocation.source == ("ocsp-embedded" if level is Level.B_LT else "kyso-ca")
+    assert (sig.timestamp_time is not None) == level.needs_timestamp
+    assert sig.timestamp_trusted is (True if level.needs_timestamp else None)
+    assert "hợp lệ" in sig.message_vi and "is valid" in sig.message_en
+    assert report.message_vi and report.message_en
+    assert report.to_dict()["indication"] == "TOTAL-PASSED"
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("attached", [False, True], ids=["detached", "attached"])
+def test_openssl_cms_signature_is_total_passed(
+    tools: PemSigner, trust: TrustContext, tmp_path: Path, attached: bool
+) -> None:
+    (tmp_path / "data").write_bytes(DATA)
+    result = openssl(
+        "cms",
+        "-sign",
+        "-binary",
+        "-in",
+        tmp_path / "data",
+        "-signer",
+        tools.cert,
+        "-inkey",
+        tools.key,
+        "-certfile",
+        tools.issuing,
+        "-outform",
+        "DER",
+        "-out",
+        tmp_path / "s.p7s",
+        *(["-nodetach"] if attached else []),
+    )
+    assert result.returncode == 0, result.stderr
+    signature = (tmp_path / "s.p7s").read_bytes()
+    report = validate_cms(signature, None if attached else DATA, trust)
+    (sig,) = report.signatures
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    assert sig.format == "CMS"  # openssl adds no signing-certificate-v2 without -cades
+    assert sig.signer is not None and "Trần Văn Bình" in sig.signer.subject
+
+    pem = openssl("cms", "-cmsout", "-inform", "DER", "-in", tmp_path / "s.p7s", "-outform", "PEM")
+    assert validate_cms(pem.stdout, None if attached else DATA, trust).passed
+
+
+@pytest.mark.interop
+def test_sha1_cms_is_intact_but_crypto_constraints_failure(
+    tools: PemSigner, trust: TrustContext, tmp_path: Path
+) -> None:
+    (tmp_path / "data").write_bytes(DATA)
+    result = openssl(
+        "cms",
+        "-sign",
+        "-binary",
+        "-md",
+        "sha1",
+        "-in",
+        tmp_path / "data",
+        "-signer",
+        tools.cert,
+        "-inkey",
+        tools.key,
+        "-outform",
+        "DER",
+        "-out",
+        tmp_path / "s.p7s",
+    )
+    assert result.returncode == 0, result.stderr
+    (sig,) = validate_cms((tmp_path / "s.p7s").read_bytes(), DATA, trust).signatures
+    assert sig.integrity
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+    )
+    assert "algorithm" in sig.message_en and "thuật toán" in sig.message_vi
+
+
+# -- integrity -----------------------------------------------------------------------------
+
+
+def test_a_flipped_byte_in_the_data_is_hash_failure(
+    kyso_signature: bytes, trust: TrustContext
+) -> None:
+    flipped = bytearray(DATA)
+    flipped[10] ^= 0x01
+    (sig,) = validate_cms(kyso_signature, bytes(flipped), trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    )
+    assert not sig.integrity
+    assert "changed after it was signed" in sig.message_en and "thay đổi" in sig.message_vi
+
+
+def test_a_flipped_byte_inside_an_attached_signature_is_hash_failure(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    attached = sign_cms(DATA, tools.identity, detached=False)
+    offset = attached.index(DATA[:20]) + 5
+    damaged = attached[:offset] + bytes([attached[offset] ^ 0x01]) + attached[offset + 1 :]
+    (sig,) = validate_cms(damaged, None, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    )
+
+
+def test_detached_signature_with_other_data_is_hash_failure(
+    kyso_signature: bytes, trust: TrustContext
+) -> None:
+    (sig,) = validate_cms(kyso_signature, b"another file entirely", trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    )
+
+
+def test_a_damaged_signature_value_is_sig_crypto_failure(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    signature = sign_cms(DATA, tools.identity)
+    value = cms.ContentInfo.load(signature)["content"]["signer_infos"][0]["signature"].native
+    damaged = signature.replace(value, value[:-1] + bytes([value[-1] ^ 0xFF]))
+    (sig,) = validate_cms(damaged, DATA, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.SIG_CRYPTO_FAILURE,
+    )
+
+
+def test_detached_signature_without_its_data_is_signed_data_not_found(
+    kyso_signature: bytes, trust: TrustContext
+) -> None:
+    (sig,) = validate_cms(kyso_signature, None, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.SIGNED_DATA_NOT_FOUND,
+    )
+
+
+# -- the signer's certificate ----------------------------------------------------------------
+
+
+def test_signer_revoked_before_signing_is_total_failed_revoked(
+    sqlite_ctx: Context, trust: TrustContext
+) -> None:
+    identity, serial = server_signer(sqlite_ctx)
+    with sqlite_ctx.db.session() as session:
+        revoked = status.revoke(
+            session, sqlite_ctx.authority, serial, RevocationReason.KEY_COMPROMISE, "test"
+        )
+        revoked_at = revoked.revoked_at
+    # Still signing with the key afterwards: the time-stamp proves the signature is later.
+    signature = sign_cms(
+        DATA, identity, level=Level.B_T, timestamper=InProcessTimeStamper(sqlite_ctx.tsa)
+    )
+    (sig,) = validate_cms(signature, DATA, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (Indication.TOTAL_FAILED, SubIndication.REVOKED)
+    assert sig.revocation is not None and sig.revocation.status is RevocationStatus.REVOKED
+    assert sig.revocation.revoked_at == revoked_at and sig.revocation.reason == "key_compromise"
+    vi, en = local_text(revoked_at)
+    assert vi in sig.message_vi and en in sig.message_en
+    assert "thu hồi" in sig.message_vi and "revoked" in sig.message_en
+
+
+def test_signer_revoked_without_time_stamp_is_revoked_no_poe(
+    sqlite_ctx: Context, trust: TrustContext
+) -> None:
+    identity, serial = server_signer(sqlite_ctx)
+    signature = sign_cms(DATA, identity)  # B-B: nothing proves when it was made
+    with sqlite_ctx.db.session() as session:
+        revoked_at = status.revoke(
+            session, sqlite_ctx.authority, serial, RevocationReason.AFFILIATION_CHANGED, "test"
+        ).revoked_at
+    (sig,) = validate_cms(signature, DATA, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    )
+    vi, en = local_text(revoked_at)
+    assert vi in sig.message_vi and en in sig.message_en
+
+
+def test_signature_time_stamped_before_revocation_stays_valid(
+    sqlite_ctx: Context, trust: TrustContext
+) -> None:
+    identity, serial = server_signer(sqlite_ctx)
+    signature = sign_cms(
+        DATA, identity, level=Level.B_T, timestamper=InProcessTimeStamper(sqlite_ctx.tsa)
+    )
+    time.sleep(1.1)  # revocation times have whole seconds
+    with sqlite_ctx.db.session() as session:
+        status.revoke(session, sqlite_ctx.authority, serial, RevocationReason.SUPERSEDED, "test")
+    (sig,) = validate_cms(signature, DATA, trust).signatures
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    # Good at the signing time; the later revocation is kept as a date and said.
+    assert sig.revocation is not None and sig.revocation.status is RevocationStatus.GOOD
+    assert sig.revocation.revoked_at is not None
+    assert "revoked later" in sig.message_en
+
+
+def test_suspended_signer_is_try_later_with_the_date(
+    sqlite_ctx: Context, trust: TrustContext
+) -> None:
+    identity, serial = server_signer(sqlite_ctx)
+    signature = sign_cms(DATA, identity)
+    with sqlite_ctx.db.session() as session:
+        held_at = status.suspend(session, sqlite_ctx.authority, serial, "test").revoked_at
+    (sig,) = validate_cms(signature, DATA, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.TRY_LATER,
+    )
+    assert sig.revocation is not None and sig.revocation.status is RevocationStatus.SUSPENDED
+    vi, en = local_text(held_at)
+    assert vi in sig.message_vi and "tạm dừng" in sig.message_vi
+    assert en in sig.message_en and "suspended" in sig.message_en
+
+    with sqlite_ctx.db.session() as session:
+        status.restore(session, sqlite_ctx.authority, serial, "test")
+    assert validate_cms(signature, DATA, trust).passed
+
+
+def test_signer_from_another_ca_is_no_certificate_chain_found(trust: TrustContext) -> None:
+    signature = sign_cms(DATA, foreign_signer())
+    (sig,) = validate_cms(signature, DATA, trust).signatures
+    assert sig.integrity
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    )
+    assert not sig.trusted_chain
+    assert sig.revocation is not None and sig.revocation.status is RevocationStatus.NOT_CHECKED
+    assert "does not chain to a trusted root" in sig.message_en
+
+
+def test_time_stamp_from_an_untrusted_tsa_is_reported_untrusted(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    signature = sign_cms(
+        DATA, tools.identity, level=Level.B_T, timestamper=InProcessTimeStamper(foreign_tsa())
+    )
+    (sig,) = validate_cms(signature, DATA, trust).signatures
+    assert sig.timestamp_time is not None and sig.timestamp_trusted is False
+    assert sig.trusted_chain and sig.integrity  # the signer is fine; the time cannot be used
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    )
+    assert "time-stamping authority that is not trusted" in sig.message_en
+    assert "không được tin cậy" in sig.message_vi
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: b"",
+        lambda s: b"this is not a signature at all",
+        lambda s: s[: len(s) // 2],  # truncated
+        lambda s: s[:-1],
+        lambda s: s + b"\x00trailing",
+        lambda s: b"-----BEGIN PKCS7-----\nbm90IGEgc2lnbmF0dXJl\n-----END PKCS7-----\n",
+        lambda s: b"\x30\x03\x06\x01\x00",
+        lambda s: cms.ContentInfo({"content_type": "data", "content": b"x"}).dump(),
+    ],
+    ids=[
+        "empty",
+        "garbage",
+        "half",
+        "one-byte-short",
+        "trailing",
+        "pem-garbage",
+        "tiny",
+        "not-signed-data",
+    ],
+)
+def test_garbage_and_truncated_cms_are_invalid_input(
+    make, kyso_signature: bytes, trust: TrustContext
+) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInput) as raised:
+        validate_cms(make(kyso_signature), DATA, trust)
+    assert "CMS" in raised.value.message("en") or "signature" in raised.value.message("en")
+
+
+def test_twenty_megabytes_validate_without_copies(tools: PemSigner, trust: TrustContext) -> None:
+    data = bytes(range(256)) * (20 * 4096)  # 20 MiB
+    signature = sign_cms(data, tools.identity)
+    tracemalloc.start()
+    try:
+        report = validate_cms(signature, data, trust)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.passed
+    assert peak < 5 * 1024 * 1024, f"validation allocated {peak} bytes for 20 MiB of data"
