@@ -73,6 +73,93 @@ def _trust(ctx: Context):  # type: ignore[no-untyped-def]
     return trust_context(ctx)
 
 
+@sign_app.command("pdf")
+def sign_pdf(
+    file: Path,
+    output: OUTPUT,
+    p12: P12 = None,
+    password: PASSWORD = None,
+    key: KEY = None,
+    level: LEVEL = Level.B_B,
+    kind: Annotated[
+        str | None, typer.Option(help="approval, issuing, attachment, copy, incoming")
+    ] = None,
+    page: Annotated[int | None, typer.Option(help="Page for --box or --anchor (from 1).")] = None,
+    box: Annotated[
+        str | None, typer.Option(help="X1,Y1,X2,Y2 in points from the bottom left.")
+    ] = None,
+    field: Annotated[str | None, typer.Option(help="An empty signature field to fill.")] = None,
+    anchor: Annotated[
+        str | None, typer.Option(help="Place the stamp at this text, e.g. the signer's name.")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="Signature image (blue, transparent PNG).")
+    ] = None,
+    seal: Annotated[
+        Path | None, typer.Option(help="The organization's seal (red, transparent PNG).")
+    ] = None,
+    number: Annotated[
+        str | None, typer.Option(help="Number and notation, e.g. 15/QĐ-UBND.")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Position title, e.g. CHỦ TỊCH.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Signer's full name under the signature.")
+    ] = None,
+    date: Annotated[str | None, typer.Option(help="The document's date (issuing).")] = None,
+    copy_kind: Annotated[str | None, typer.Option(help="SAO Y, SAO LỤC or TRÍCH SAO.")] = None,
+    copying_org: Annotated[
+        str | None, typer.Option(help="The organization making the copy.")
+    ] = None,
+    received_number: Annotated[
+        str | None, typer.Option(help="Incoming number (incoming mark).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option()] = None,
+    location: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """PAdES with a Decree 30/2020 stamp (or invisible without --kind)."""
+    from kyso.cli.main import context
+    from kyso.signing.options import StampOptions, appearance
+    from kyso.signing.pades import sign_pdf as sign
+    from kyso.signing.stamps import StampKind
+    from kyso.signing.timestamps import InProcessTimeStamper
+
+    ctx = context()
+    who = signer(ctx, p12, password, key)
+    look = appearance(
+        StampOptions(
+            kind=StampKind(kind) if kind else None,
+            page=page,
+            box=box,
+            field=field,
+            anchor=anchor,
+            title=title,
+            name=name,
+            number=number,
+            date=date,
+            copy_kind=copy_kind,
+            copying_org=copying_org,
+            received_number=received_number,
+            image=_read(image) if image else None,
+            seal=_read(seal) if seal else None,
+        )
+    )
+    stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
+    trust = _trust(ctx) if level.needs_timestamp else None
+    _write(
+        output,
+        sign(
+            _read(file),
+            who,
+            level=level,
+            appearance=look,
+            timestamper=stamper,
+            trust=trust,
+            reason=reason,
+            location=location,
+        ),
+    )
+
+
 @sign_app.command("cms")
 def sign_cms(
     file: Path,
@@ -116,7 +203,11 @@ def sign_xml(
     from kyso.signing.timestamps import InProcessTimeStamper
 
     stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
-    _write(output, sign(_read(file), who, level=level, timestamper=stamper, parent_xpath=parent))
+    trust = _trust(ctx) if level in (Level.B_LT, Level.B_LTA) else None
+    _write(
+        output,
+        sign(_read(file), who, level=level, timestamper=stamper, parent_xpath=parent, trust=trust),
+    )
 
 
 @sign_app.command("email")

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from kyso.api.clients import Caller, Scope
 from kyso.context import Context
 from kyso.errors import TooLarge
+from kyso.signing.stamps import StampKind
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.web.deps import caller, context
 from kyso.web.errors import language
@@ -80,6 +81,69 @@ def _signed(data: bytes, media_type: str, filename: str) -> Response:
     )
 
 
+@router.post("/api/v1/sign/pdf", summary="PAdES with a Decree 30/2020 stamp, with a key kyso holds")
+async def sign_pdf(
+    ctx: Ctx,
+    who: Who,
+    file: Annotated[UploadFile, File()],
+    key_id: Annotated[str, Form(max_length=100)],
+    level: Annotated[Level, Form()] = Level.B_B,
+    kind: Annotated[StampKind | None, Form()] = None,
+    page: Annotated[int | None, Form(ge=1, le=100_000)] = None,
+    box: Annotated[str | None, Form(max_length=100)] = None,
+    field: Annotated[str | None, Form(max_length=200)] = None,
+    anchor: Annotated[str | None, Form(max_length=200)] = None,
+    title: Annotated[str | None, Form(max_length=200)] = None,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    number: Annotated[str | None, Form(max_length=100)] = None,
+    date: Annotated[str | None, Form(max_length=40)] = None,
+    copy_kind: Annotated[str | None, Form(max_length=40)] = None,
+    copying_org: Annotated[str | None, Form(max_length=300)] = None,
+    received_number: Annotated[str | None, Form(max_length=100)] = None,
+    image: Annotated[UploadFile | None, File(description="signature image, PNG")] = None,
+    seal: Annotated[UploadFile | None, File(description="the organization's seal, PNG")] = None,
+) -> Response:
+    from kyso.signing.identity import from_keystore
+    from kyso.signing.options import StampOptions, appearance
+    from kyso.signing.pades import sign_pdf as sign
+    from kyso.validation.trust import trust_context
+
+    who.require(Scope.DOCUMENTS_SIGN)
+    limit = ctx.settings.max_upload_bytes
+    content = await read_upload(file, limit)
+    options = StampOptions(
+        kind=kind,
+        page=page,
+        box=box,
+        field=field,
+        anchor=anchor,
+        title=title,
+        name=name,
+        number=number,
+        date=date,
+        copy_kind=copy_kind,
+        copying_org=copying_org,
+        received_number=received_number,
+        image=await read_upload(image, 2 * 1024 * 1024) if image is not None else None,
+        seal=await read_upload(seal, 2 * 1024 * 1024) if seal is not None else None,
+    )
+
+    def work() -> bytes:
+        look = appearance(options)
+        stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
+        trust = trust_context(ctx) if level.needs_timestamp else None
+        return sign(
+            content,
+            from_keystore(ctx, key_id),
+            level=level,
+            appearance=look,
+            timestamper=stamper,
+            trust=trust,
+        )
+
+    return _signed(await run_in_threadpool(work), "application/pdf", file.filename or "signed.pdf")
+
+
 @router.post("/api/v1/sign/cms", summary="Detached CAdES signature with a key kyso holds")
 async def sign_cms(
     ctx: Ctx,
@@ -124,13 +188,17 @@ async def sign_xml(
     content = await read_upload(file, ctx.settings.max_upload_bytes)
 
     def work() -> bytes:
+        from kyso.validation.trust import trust_context
+
         stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
+        trust = trust_context(ctx) if level in (Level.B_LT, Level.B_LTA) else None
         return sign(
             content,
             from_keystore(ctx, key_id),
             level=level,
             timestamper=stamper,
             parent_xpath=parent_xpath,
+            trust=trust,
         )
 
     return _signed(await run_in_threadpool(work), "application/xml", file.filename or "signed.xml")
