@@ -182,7 +182,8 @@ def wrk(
     script = body_file.with_suffix(".lua")
     extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
     script.write_text(
-        f'local f = io.open("{body_file}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
+        f'local f = io.open("{body_file}", "rb")\nwrk.method = "POST"\n'
+        f'wrk.body = f:read("*a")\nf:close()\n'
         f'wrk.headers["Content-Type"] = "{content_type}"\n{extra}'
     )
     result = subprocess.run(

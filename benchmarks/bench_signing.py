@@ -84,13 +84,15 @@ def setup(home: Path) -> tuple[Context, str]:
     ctx = Context(Settings.from_env(env_for(home)))
     ctx.db.migrate()
     with ctx.db.session() as session:
-        bootstrap.initialize(session, ctx.authority, ctx.keystore,
-                             algorithm=KeyAlgorithm.RSA_2048)
+        bootstrap.initialize(session, ctx.authority, ctx.keystore, algorithm=KeyAlgorithm.RSA_2048)
     with ctx.db.session() as session:
         issued = issuance.issue_with_server_key(
-            session, ctx.authority, profile=Profile.INDIVIDUAL,
+            session,
+            ctx.authority,
+            profile=Profile.INDIVIDUAL,
             subject="CN=Nguyễn Văn An,O=UBND tỉnh Bắc Kạn,L=Bắc Kạn,C=VN",
-            algorithm=KeyAlgorithm.RSA_2048, actor="bench",
+            algorithm=KeyAlgorithm.RSA_2048,
+            actor="bench",
         )
     return ctx, issued.row.key_location.split(":", 1)[1]
 
@@ -178,8 +180,17 @@ def child_big(home: Path, key_id: str, path: Path, who: str, level: str) -> None
         out = pyhanko_sign(peer, data, stamper)
     elapsed = time.perf_counter() - start
     peak = peak_rss_mb()
-    print(json.dumps({"seconds": elapsed, "base": base, "peak": peak, "size": len(data) / 2**20,
-                      "out": len(out) / 2**20}))
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "base": base,
+                "peak": peak,
+                "size": len(data) / 2**20,
+                "out": len(out) / 2**20,
+            }
+        )
+    )
 
 
 def big(home: Path, key_id: str, tmp: Path, megabytes: int) -> None:
@@ -193,17 +204,26 @@ def big(home: Path, key_id: str, tmp: Path, megabytes: int) -> None:
         for who in ("kyso", "pyhanko"):
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", who, level, str(home), key_id, str(path)],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             results[who] = json.loads(proc.stdout.strip().splitlines()[-1])
         k, p = results["kyso"], results["pyhanko"]
-        ROWS.append((f"sign {k['size']:.0f} MB PDF, PAdES {level}: time", k["seconds"], "s",
-                     p["seconds"]))
-        ROWS.append((f"sign {k['size']:.0f} MB PDF, PAdES {level}: peak RSS", k["peak"], "MB",
-                     p["peak"]))
-        ROWS.append((f"sign {k['size']:.0f} MB PDF, PAdES {level}: peak - RSS before reading",
-                     (k["peak"] - k["base"]) / k["size"], "x file", (p["peak"] - p["base"])
-                     / p["size"]))
+        ROWS.append(
+            (f"sign {k['size']:.0f} MB PDF, PAdES {level}: time", k["seconds"], "s", p["seconds"])
+        )
+        ROWS.append(
+            (f"sign {k['size']:.0f} MB PDF, PAdES {level}: peak RSS", k["peak"], "MB", p["peak"])
+        )
+        ROWS.append(
+            (
+                f"sign {k['size']:.0f} MB PDF, PAdES {level}: peak - RSS before reading",
+                (k["peak"] - k["base"]) / k["size"],
+                "x file",
+                (p["peak"] - p["base"]) / p["size"],
+            )
+        )
 
 
 def print_table() -> None:
@@ -213,8 +233,7 @@ def print_table() -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for name, figure, unit, peer in ROWS:
         ratio = f"{figure / peer:.0%}" if peer else ""
-        cells = (name, f"{figure:,.2f}", unit, f"{peer:,.2f}" if peer is not None else "",
-                 ratio)
+        cells = (name, f"{figure:,.2f}", unit, f"{peer:,.2f}" if peer is not None else "", ratio)
         print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |")
 
 
@@ -223,8 +242,9 @@ def main() -> None:
         _, _, who, level, home, key_id, path = sys.argv
         child_big(Path(home), key_id, Path(path), who, level)
         return
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--big-mb", type=int, default=50)
@@ -243,12 +263,22 @@ def main() -> None:
     peer_stamper = InProcessTimeStamper(ctx.tsa)
 
     print("signing …", file=sys.stderr)
-    compare("PAdES B-B sign, 1-page PDF", "signs/s",
-            lambda: sign_pdf(doc, kyso_signer, level=Level.B_B, trust=trust),
-            lambda: pyhanko_sign(peer, doc), args.seconds, args.rounds)
-    compare("PAdES B-T sign (in-process TSA)", "signs/s",
-            lambda: sign_pdf(doc, kyso_signer, level=Level.B_T, trust=trust),
-            lambda: pyhanko_sign(peer, doc, peer_stamper), args.seconds, args.rounds)
+    compare(
+        "PAdES B-B sign, 1-page PDF",
+        "signs/s",
+        lambda: sign_pdf(doc, kyso_signer, level=Level.B_B, trust=trust),
+        lambda: pyhanko_sign(peer, doc),
+        args.seconds,
+        args.rounds,
+    )
+    compare(
+        "PAdES B-T sign (in-process TSA)",
+        "signs/s",
+        lambda: sign_pdf(doc, kyso_signer, level=Level.B_T, trust=trust),
+        lambda: pyhanko_sign(peer, doc, peer_stamper),
+        args.seconds,
+        args.rounds,
+    )
 
     print("validating …", file=sys.stderr)
     for level in (Level.B_B, Level.B_T):
@@ -263,8 +293,14 @@ def main() -> None:
         def kyso_validate(signed: bytes = signed) -> None:
             assert validate_pdf(signed, trust).passed
 
-        compare(f"validate PAdES {level.value} (full report)", "validations/s", kyso_validate,
-                peer_validate, args.seconds, args.rounds)
+        compare(
+            f"validate PAdES {level.value} (full report)",
+            "validations/s",
+            kyso_validate,
+            peer_validate,
+            args.seconds,
+            args.rounds,
+        )
 
     print(f"signing a {args.big_mb} MB PDF in fresh processes …", file=sys.stderr)
     big(home, key_id, tmp, args.big_mb)

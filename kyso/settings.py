@@ -24,6 +24,21 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _approvals(value: str | None) -> dict[str, int]:
+    """``new_organization=2,revocation=1``: approvals a request type needs (default 1)."""
+    result: dict[str, int] = {}
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, count = item.partition("=")
+        if not sep or not count.strip().isdigit() or not 1 <= int(count) <= 5:
+            raise ValueError(
+                f"KYSO_APPROVALS_REQUIRED: '{item.strip()}' is not TYPE=N with N from 1 to 5"
+            )
+        result[name.strip()] = int(count)
+    return result
+
+
 def _secret(env: dict[str, str], name: str) -> str | None:
     """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (first line)."""
     if env.get(name):
@@ -52,6 +67,18 @@ class Settings:
     lint_on_issue: bool = True
     max_upload_bytes: int = 10 * 1024 * 1024
     max_request_bytes: int = 64 * 1024
+    pin_change_days: int = 180  # a token holder who has not changed the PIN for longer is listed
+    # Approvals each request type needs, e.g. {"new_organization": 2}; absent types need 1.
+    approvals_required: dict[str, int] = field(default_factory=dict)
+    # PKCS#11 module of subscribers' USB tokens (the CA's own module if unset).
+    token_module: str | None = None
+    # The outbox sender (kyso.lifecycle.notify); no host means mail stays in the outbox.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "kyso@localhost"
+    smtp_starttls: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -83,4 +110,13 @@ class Settings:
             ocsp_validity_hours=int(env.get("KYSO_OCSP_VALIDITY_HOURS", "24")),
             lint_on_issue=_bool(env.get("KYSO_LINT_ON_ISSUE"), True),
             max_upload_bytes=int(env.get("KYSO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
+            pin_change_days=int(env.get("KYSO_PIN_CHANGE_DAYS", "180")),
+            approvals_required=_approvals(env.get("KYSO_APPROVALS_REQUIRED")),
+            token_module=env.get("KYSO_TOKEN_MODULE") or None,
+            smtp_host=env.get("KYSO_SMTP_HOST") or None,
+            smtp_port=int(env.get("KYSO_SMTP_PORT") or "25"),
+            smtp_user=env.get("KYSO_SMTP_USER") or None,
+            smtp_password=_secret(env, "KYSO_SMTP_PASSWORD"),
+            smtp_from=env.get("KYSO_SMTP_FROM") or "kyso@localhost",
+            smtp_starttls=_bool(env.get("KYSO_SMTP_STARTTLS"), False),
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,27 +55,32 @@ def record(session: Session, *events: Event) -> list[dict[str, Any]]:
     return record_many(session, events)
 
 
-def _lock_head(session: Session) -> AuditHead:
-    query = select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    head = session.execute(query).scalar_one_or_none()
-    if head is None:
+_HEAD = AuditHead.__table__
+_ENTRIES = AuditEntry.__table__
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """Lock the chain's head row and read it (Core statements: this runs on every change)."""
+    conn = session.connection()
+    query = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
         # The very first append: concurrent writers on PostgreSQL may all find no head row.
         # One insert wins; the others fail on the primary key (after waiting for the winner
         # to commit), roll back to the savepoint and lock the winner's row instead.
         try:
             with session.begin_nested():
-                session.add(AuditHead(id=1, seq=0, hash=GENESIS))
+                conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS))
         except IntegrityError:
             pass
-        head = session.execute(query).scalar_one()
-    return head
+        row = conn.execute(query).one()
+    return int(row.seq), str(row.hash)
 
 
 def record_many(session: Session, events: Iterable[Event]) -> list[dict[str, Any]]:
-    head = _lock_head(session)
+    seq, prev = _lock_head(session)
     at = clock.now()
     entries: list[dict[str, Any]] = []
-    seq, prev = head.seq, head.hash
     for event in events:
         seq += 1
         digest = _digest(prev, seq, at, event)
@@ -93,9 +98,9 @@ def record_many(session: Session, events: Iterable[Event]) -> list[dict[str, Any
         )
         prev = digest
     if entries:  # one multi-row INSERT: batches of thousands append in milliseconds
-        session.execute(insert(AuditEntry), entries)
-    head.seq, head.hash = seq, prev
-    session.flush()
+        conn = session.connection()
+        conn.execute(insert(_ENTRIES), entries)
+        conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, hash=prev))
     return entries
 
 

@@ -197,15 +197,15 @@ def _store(session: Session, issued: list[Issued], actor: str, now: datetime) ->
     if not issued:
         return
     values = [{c: getattr(i.row, c) for c in _CERT_COLUMNS} for i in issued]
+    conn = session.connection()  # Core: the ORM's bulk path cost more than the signature
+    table = Certificate.__table__
     ids = (
-        session.execute(
-            insert(Certificate).returning(Certificate.id, sort_by_parameter_order=True), values
-        )
+        conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values)
         .scalars()
         .all()
     )
-    session.execute(
-        insert(CertificateEvent),
+    conn.execute(
+        insert(CertificateEvent.__table__),
         [
             {
                 "certificate_id": id_,
@@ -229,13 +229,10 @@ def issue(session: Session, authority: Authority, spec: IssueSpec, actor: str) -
 def _refuse_compromised(session: Session, fingerprints: list[str]) -> None:
     if not fingerprints:
         return
+    column = CompromisedKeyRow.__table__.c.spki_sha256
     known = (
-        session.execute(
-            select(CompromisedKeyRow.spki_sha256).where(
-                CompromisedKeyRow.spki_sha256.in_(set(fingerprints))
-            )
-        )
-        .scalars()
+        session.connection()
+        .execute(select(column).where(column.in_(sorted(set(fingerprints)))).limit(1))
         .first()
     )
     if known is not None:

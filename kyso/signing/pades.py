@@ -443,8 +443,10 @@ async def _sign(
     except KysoError:
         raise
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise InvalidPdf("the PDF's form fields cannot be read",
-                         vi="không đọc được các trường biểu mẫu của tệp PDF") from exc
+        raise InvalidPdf(
+            "the PDF's form fields cannot be read",
+            vi="không đọc được các trường biểu mẫu của tệp PDF",
+        ) from exc
     signer = _signer(identity)
     md = identity.digest_algorithm
     meta = PdfSignatureMetadata(

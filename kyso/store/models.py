@@ -387,6 +387,8 @@ class User(Base):
     )
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
     totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The last TOTP time step accepted: a code is never accepted twice (RFC 6238 §5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -290,13 +290,18 @@ def summarize(report: ValidationReport) -> tuple[str, str]:
     n = len(sigs) - stamps
     what_vi = f"{n} chữ ký" + (f" và {stamps} dấu thời gian" if stamps else "")
     what_en = f"{n} signature{'s' if n != 1 else ''}" + (
-        f" and {stamps} time-stamp{'s' if stamps != 1 else ''}" if stamps else "")
+        f" and {stamps} time-stamp{'s' if stamps != 1 else ''}" if stamps else ""
+    )
     if not failed and not unsure:
         if len(sigs) == 1:
-            return ("Chữ ký hợp lệ; tài liệu toàn vẹn.",
-                    "The signature is valid; the document is intact.")
-        return (f"Tất cả {what_vi} đều hợp lệ; tài liệu toàn vẹn.",
-                f"All {what_en} are valid; the document is intact.")
+            return (
+                "Chữ ký hợp lệ; tài liệu toàn vẹn.",
+                "The signature is valid; the document is intact.",
+            )
+        return (
+            f"Tất cả {what_vi} đều hợp lệ; tài liệu toàn vẹn.",
+            f"All {what_en} are valid; the document is intact.",
+        )
     parts_vi, parts_en = [], []
     if failed:
         parts_vi.append(f"{failed} không hợp lệ")
@@ -304,12 +309,18 @@ def summarize(report: ValidationReport) -> tuple[str, str]:
     if unsure:
         parts_vi.append(f"{unsure} chưa xác định")
         parts_en.append(f"{unsure} could not be confirmed")
-    advice_vi = " Không nên tiếp nhận tài liệu này." if failed else (
-        " Cần kiểm tra thêm trước khi tiếp nhận.")
-    advice_en = " Do not accept this document." if failed else (
-        " Check further before accepting it.")
-    return (f"Tài liệu có {what_vi}: " + ", ".join(parts_vi) + "." + advice_vi,
-            f"The document has {what_en}: " + ", ".join(parts_en) + "." + advice_en)
+    advice_vi = (
+        " Không nên tiếp nhận tài liệu này."
+        if failed
+        else (" Cần kiểm tra thêm trước khi tiếp nhận.")
+    )
+    advice_en = (
+        " Do not accept this document." if failed else (" Check further before accepting it.")
+    )
+    return (
+        f"Tài liệu có {what_vi}: " + ", ".join(parts_vi) + "." + advice_vi,
+        f"The document has {what_en}: " + ", ".join(parts_en) + "." + advice_en,
+    )
 
 
 __all__ = ["day_en", "day_vi", "explain", "summarize", "when_en", "when_vi"]

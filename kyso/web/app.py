@@ -11,7 +11,14 @@ from fastapi import FastAPI
 
 from kyso.context import Context
 from kyso.settings import Settings
-from kyso.web import api_certificates, api_documents, errors, pki_routes
+from kyso.web import (
+    api_certificates,
+    api_documents,
+    api_registry,
+    api_requests,
+    errors,
+    pki_routes,
+)
 from kyso.web.limits import BodyLimit
 
 log = logging.getLogger("kyso.web")
@@ -50,8 +57,10 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.context = ctx
     errors.install(app)
     app.include_router(pki_routes.router)
+    app.include_router(api_requests.router)  # before /certificates/{serial}: /expiring
     app.include_router(api_certificates.router)
     app.include_router(api_documents.router)
+    app.include_router(api_registry.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

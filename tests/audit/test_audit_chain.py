@@ -53,8 +53,9 @@ class Fresh:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def scratch(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
+def scratch(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fresh]:
     """A migrated database of its own (no CA), apart from the shared one: tampered with."""
     home = tmp_path_factory.mktemp(f"audit-{request.param}")
     if request.param == "sqlite":
@@ -87,8 +88,15 @@ def fresh(empty: Fresh) -> Fresh:
         clients.create(session, "hệ thống một cửa", ["certificates:read"], "admin:an")
     for n in range(2, 7):
         with empty.ctx.db.session() as session:
-            record(session, Event(f"user:{n}", "test.action", f"mục {n}",
-                                  {"n": n, "ghi chú": "Sở Thông tin và Truyền thông"}))
+            record(
+                session,
+                Event(
+                    f"user:{n}",
+                    "test.action",
+                    f"mục {n}",
+                    {"n": n, "ghi chú": "Sở Thông tin và Truyền thông"},
+                ),
+            )
     assert _verify(empty.ctx) == ChainCheck(True, 6)
     return empty
 
@@ -112,18 +120,24 @@ def test_certificate_actions_extend_an_intact_chain(ctx: Context) -> None:
     with ctx.db.session() as session:
         status.revoke(session, ctx.authority, serial, RevocationReason.SUPERSEDED, "test:audit")
     with ctx.db.session() as session:
-        crl.generate(session, ctx.authority, ctx.authority.identity(IdentityRole.ISSUING),
-                     actor="test:audit")
+        crl.generate(
+            session, ctx.authority, ctx.authority.identity(IdentityRole.ISSUING), actor="test:audit"
+        )
 
     after = _verify(ctx)
     assert after == ChainCheck(True, before.entries + 5)
     with ctx.db.read() as session:
-        last = session.execute(
-            select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(5)
-        ).scalars().all()
+        last = (
+            session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(5))
+            .scalars()
+            .all()
+        )
     assert [e.action for e in reversed(last)] == [
-        "certificate.issued", "certificate.suspended", "certificate.restored",
-        "certificate.revoked", "crl.issued",
+        "certificate.issued",
+        "certificate.suspended",
+        "certificate.restored",
+        "certificate.revoked",
+        "crl.issued",
     ]
     assert all(e.actor == "test:audit" for e in last)
     assert [e.target for e in reversed(last)][:4] == [serial] * 4
@@ -136,8 +150,10 @@ def test_a_fresh_log_verifies(fresh: Fresh) -> None:
 
 # -- tampering --------------------------------------------------------------------------------
 def test_edited_details_are_found_at_that_entry(fresh: Fresh) -> None:
-    fresh.sql("UPDATE audit_entries SET details = :d WHERE seq = 3",
-              d=json.dumps({"n": 3, "ghi chú": "đã sửa"}, ensure_ascii=False, sort_keys=True))
+    fresh.sql(
+        "UPDATE audit_entries SET details = :d WHERE seq = 3",
+        d=json.dumps({"n": 3, "ghi chú": "đã sửa"}, ensure_ascii=False, sort_keys=True),
+    )
     check = _verify(fresh.ctx)
     assert not check.ok
     assert check.first_bad_seq == 3
@@ -155,9 +171,11 @@ def test_edit_with_a_recomputed_hash_breaks_the_next_link(fresh: Fresh) -> None:
     with fresh.ctx.db.read() as session:
         entry = session.execute(select(AuditEntry).where(AuditEntry.seq == 3)).scalar_one()
     forged = Event(entry.actor, entry.action, entry.target, {"n": 3, "ghi chú": "giả mạo"})
-    fresh.sql("UPDATE audit_entries SET details = :d, hash = :h WHERE seq = 3",
-              d=json.dumps(forged.details, ensure_ascii=False, sort_keys=True),
-              h=_digest(entry.prev_hash, 3, entry.at, forged))
+    fresh.sql(
+        "UPDATE audit_entries SET details = :d, hash = :h WHERE seq = 3",
+        d=json.dumps(forged.details, ensure_ascii=False, sort_keys=True),
+        h=_digest(entry.prev_hash, 3, entry.at, forged),
+    )
     check = _verify(fresh.ctx)
     assert (check.ok, check.first_bad_seq) == (False, 4)
     assert "link" in (check.problem or "")
@@ -189,7 +207,9 @@ def test_reordered_entries_are_found(fresh: Fresh) -> None:
         rows = {
             seq: conn.execute(
                 text(f"SELECT {', '.join(columns)} FROM audit_entries WHERE seq = :s"), {"s": seq}
-            ).one()._asdict()
+            )
+            .one()
+            ._asdict()
             for seq in (2, 4)
         }
     assignments = ", ".join(f"{c} = :{c}" for c in columns)
@@ -203,8 +223,13 @@ def test_cli_audit_verify_exits_1_and_names_the_entry(fresh: Fresh) -> None:
     fresh.sql("UPDATE audit_entries SET target = 'mục khác' WHERE seq = 4")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
     env.update(fresh.env, KYSO_LANG="vi", COLUMNS="80")
-    result = subprocess.run([sys.executable, "-m", "kyso.cli.main", "audit", "verify"],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "kyso.cli.main", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "entry 4" in result.stderr
@@ -246,9 +271,9 @@ def test_appends_from_many_threads_form_one_contiguous_chain(empty: Fresh) -> No
     assert _seqs(empty.ctx) == list(range(1, total + 1))
     assert _verify(empty.ctx) == ChainCheck(True, total)
     with empty.ctx.db.read() as session:
-        per_actor = dict(session.execute(
-            select(AuditEntry.actor, func.count()).group_by(AuditEntry.actor)
-        ).all())
+        per_actor = dict(
+            session.execute(select(AuditEntry.actor, func.count()).group_by(AuditEntry.actor)).all()
+        )
     assert per_actor == {f"thread:{i}": per_thread for i in range(threads)}
 
 

@@ -60,10 +60,17 @@ def _env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def _run(env: dict[str, str], *args: str | Path,
-         cwd: Path | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*KYSO, *map(str, args)], env={**env, **extra}, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+def _run(
+    env: dict[str, str], *args: str | Path, cwd: Path | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*KYSO, *map(str, args)],
+        env={**env, **extra},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -75,8 +82,7 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(_ok(result).stdout)
 
 
-def _fails_cleanly(result: subprocess.CompletedProcess[str], code: str,
-                   label: str = "lỗi") -> str:
+def _fails_cleanly(result: subprocess.CompletedProcess[str], code: str, label: str = "lỗi") -> str:
     """Exit 1, and the error on exactly one stderr line: ``<label> [<code>]: message``."""
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -98,9 +104,11 @@ class Cli:
 
     def issue(self, cn: str = "Phạm Thị Thu") -> str:
         key = ec.generate_private_key(ec.SECP256R1())
-        spec = issuance.IssueSpec(Profile.INDIVIDUAL,
-                                  parse_subject(f"CN={cn},O=UBND huyện Pác Nặm,C=VN"),
-                                  key.public_key())
+        spec = issuance.IssueSpec(
+            Profile.INDIVIDUAL,
+            parse_subject(f"CN={cn},O=UBND huyện Pác Nặm,C=VN"),
+            key.public_key(),
+        )
         with self.ctx.db.session() as session:
             return issuance.issue(session, self.ctx.authority, spec, "test:cli").serial
 
@@ -124,8 +132,9 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
 
 def _openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
     # errors="replace": openssl prints a BMPString friendlyName as raw low bytes.
-    return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True,
-                          errors="replace")
+    return subprocess.run(
+        ["openssl", *map(str, args)], capture_output=True, text=True, errors="replace"
+    )
 
 
 def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
@@ -181,8 +190,19 @@ def test_init_exist_ok_leaves_the_ca_alone(cli: Cli) -> None:
 
 def test_init_demo_gives_vietnamese_ca_names(tmp_path: Path) -> None:
     env = _env(tmp_path, f"sqlite:///{tmp_path / 'kyso.db'}")
-    data = _json(_run(env, "init", "--demo", "--json", "--algorithm", "ec-p384",
-                      "--signer-algorithm", "ec-p256", cwd=tmp_path))
+    data = _json(
+        _run(
+            env,
+            "init",
+            "--demo",
+            "--json",
+            "--algorithm",
+            "ec-p384",
+            "--signer-algorithm",
+            "ec-p256",
+            cwd=tmp_path,
+        )
+    )
     assert data["passphrase_file"] is None
     ctx = Context(Settings.from_env(env))
     try:
@@ -198,16 +218,27 @@ def test_init_demo_gives_vietnamese_ca_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_init_on_a_fresh_postgresql_database(tmp_path: Path,
-                                             request: pytest.FixtureRequest) -> None:
+def test_init_on_a_fresh_postgresql_database(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     base = pg.server_url()
     require_or_skip(base, "PostgreSQL (run scripts/test-setup.sh and export KYSO_TEST_PG_URL)")
     assert base is not None
     url, drop = pg.fresh_database(base)
     request.addfinalizer(drop)
     env = _env(tmp_path, url)
-    data = _json(_run(env, "init", "--json", "--algorithm", "ec-p384",
-                      "--signer-algorithm", "ec-p256", cwd=tmp_path))
+    data = _json(
+        _run(
+            env,
+            "init",
+            "--json",
+            "--algorithm",
+            "ec-p384",
+            "--signer-algorithm",
+            "ec-p256",
+            cwd=tmp_path,
+        )
+    )
     assert [i["role"] for i in data["identities"]] == ["root", "issuing", "ocsp", "tsa"]
     assert data["database"] == url.split("@")[-1]  # no user name in what is printed
     ctx = Context(Settings.from_env(env))
@@ -234,15 +265,27 @@ def test_ca_chain_writes_the_issuing_ca_then_the_root(cli: Cli, tmp_path: Path) 
 
 
 # -- issuance ---------------------------------------------------------------------------------
-def test_issue_from_a_csr_keeps_the_vietnamese_subject_and_chains(cli: Cli,
-                                                                  tmp_path: Path) -> None:
+def test_issue_from_a_csr_keeps_the_vietnamese_subject_and_chains(cli: Cli, tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "yêu cầu")]))
-           .sign(key, hashes.SHA256()))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "yêu cầu")]))
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "req.pem").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-    data = _json(cli.run("cert", "issue", "--profile", "individual", "--subject", SUBJECT,
-                         "--csr", tmp_path / "req.pem", "--json"))
+    data = _json(
+        cli.run(
+            "cert",
+            "issue",
+            "--profile",
+            "individual",
+            "--subject",
+            SUBJECT,
+            "--csr",
+            tmp_path / "req.pem",
+            "--json",
+        )
+    )
 
     cert = x509.load_pem_x509_certificate(data["certificate_pem"].encode())
     assert re.fullmatch(r"[0-9a-f]+", data["serial"])
@@ -258,17 +301,38 @@ def test_issue_from_a_csr_keeps_the_vietnamese_subject_and_chains(cli: Cli,
     (tmp_path / "chain.pem").write_text("".join(i.pem() for i in cli.ctx.authority.chain()))
     verified = _openssl("verify", "-CAfile", tmp_path / "chain.pem", tmp_path / "leaf.pem")
     assert verified.returncode == 0 and ": OK" in verified.stdout, verified.stdout + verified.stderr
-    shown = _openssl("x509", "-in", tmp_path / "leaf.pem", "-noout", "-subject",
-                     "-nameopt", "utf8,sep_comma_plus")
+    shown = _openssl(
+        "x509",
+        "-in",
+        tmp_path / "leaf.pem",
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "utf8,sep_comma_plus",
+    )
     assert "CN=Nguyễn Văn An" in shown.stdout, shown.stdout
     assert cli.row(data["serial"]).subject == SUBJECT
 
 
-def test_issue_as_pkcs12_writes_a_0600_file_opened_by_the_password(cli: Cli,
-                                                                   tmp_path: Path) -> None:
+def test_issue_as_pkcs12_writes_a_0600_file_opened_by_the_password(
+    cli: Cli, tmp_path: Path
+) -> None:
     p12 = tmp_path / "an.p12"
-    data = _json(cli.run("cert", "issue", "--profile", "individual", "--subject", SUBJECT,
-                         "--p12-out", p12, "--p12-password", P12_PASSWORD, "--json"))
+    data = _json(
+        cli.run(
+            "cert",
+            "issue",
+            "--profile",
+            "individual",
+            "--subject",
+            SUBJECT,
+            "--p12-out",
+            p12,
+            "--p12-password",
+            P12_PASSWORD,
+            "--json",
+        )
+    )
     assert data["pkcs12"] == str(p12)
     assert data["key_location"] == "pkcs12"
     assert stat.S_IMODE(p12.stat().st_mode) == 0o600
@@ -292,10 +356,14 @@ def test_issue_as_pkcs12_writes_a_0600_file_opened_by_the_password(cli: Cli,
 def test_issue_needs_exactly_one_key_source(cli: Cli, tmp_path: Path, sources: str) -> None:
     p12 = tmp_path / "x.p12"
     (tmp_path / "req.pem").write_text("not read")
-    extra = {"none": [], "two": ["--csr", tmp_path / "req.pem", "--p12-out", p12,
-                                 "--p12-password", P12_PASSWORD]}[sources]
-    line = _fails_cleanly(cli.run("cert", "issue", "--profile", "individual",
-                                  "--subject", SUBJECT, *extra), "invalid_input")
+    extra = {
+        "none": [],
+        "two": ["--csr", tmp_path / "req.pem", "--p12-out", p12, "--p12-password", P12_PASSWORD],
+    }[sources]
+    line = _fails_cleanly(
+        cli.run("cert", "issue", "--profile", "individual", "--subject", SUBJECT, *extra),
+        "invalid_input",
+    )
     assert "--csr" in line and "--p12-out" in line and "--token" in line
     assert not p12.exists()
 
@@ -343,23 +411,30 @@ def test_suspend_restore_revoke_are_shown_with_their_history(cli: Cli) -> None:
     assert [h["event"] for h in history] == ["issued", "suspended", "restored", "revoked"]
     assert history[-1]["reason"] == "key-compromise"
     assert history[-1]["by"].startswith("cli:")
-    assert x509.load_pem_x509_certificate(shown["certificate_pem"].encode()).serial_number \
-        == int(serial, 16)
+    assert x509.load_pem_x509_certificate(shown["certificate_pem"].encode()).serial_number == int(
+        serial, 16
+    )
 
 
 def test_revoking_twice_is_an_invalid_transition(cli: Cli) -> None:
     serial = cli.issue()
     with cli.ctx.db.session() as session:
         status.revoke(session, cli.ctx.authority, serial, RevocationReason.SUPERSEDED, "test")
-    line = _fails_cleanly(cli.run("cert", "revoke", serial, "--reason", "key-compromise"),
-                          "invalid_transition")
+    line = _fails_cleanly(
+        cli.run("cert", "revoke", serial, "--reason", "key-compromise"), "invalid_transition"
+    )
     assert serial in line
     row = cli.row(serial)
     assert row.reason is RevocationReason.SUPERSEDED
     with cli.ctx.db.read() as session:
-        revocations = session.scalar(select(func.count()).select_from(CertificateEvent).where(
-            CertificateEvent.certificate_id == row.id,
-            CertificateEvent.kind == CertEventKind.REVOKED))
+        revocations = session.scalar(
+            select(func.count())
+            .select_from(CertificateEvent)
+            .where(
+                CertificateEvent.certificate_id == row.id,
+                CertificateEvent.kind == CertEventKind.REVOKED,
+            )
+        )
     assert revocations == 1
 
 
@@ -385,8 +460,17 @@ def test_full_and_delta_crls_are_der_that_openssl_reads(cli: Cli, tmp_path: Path
     with cli.ctx.db.session() as session:
         status.revoke(session, cli.ctx.authority, revoked, RevocationReason.KEY_COMPROMISE, "t")
     _ok(cli.run("crl", "-o", tmp_path / "full.crl"))
-    full = _openssl("crl", "-inform", "DER", "-in", tmp_path / "full.crl", "-noout", "-text",
-                    "-CAfile", tmp_path / "chain.pem")
+    full = _openssl(
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        tmp_path / "full.crl",
+        "-noout",
+        "-text",
+        "-CAfile",
+        tmp_path / "chain.pem",
+    )
     assert full.returncode == 0, full.stderr
     assert "verify OK" in full.stdout + full.stderr
     assert "Delta CRL Indicator" not in full.stdout
@@ -399,8 +483,17 @@ def test_full_and_delta_crls_are_der_that_openssl_reads(cli: Cli, tmp_path: Path
         status.revoke(session, cli.ctx.authority, gone, RevocationReason.SUPERSEDED, "t")
         status.suspend(session, cli.ctx.authority, held, "t")
     _ok(cli.run("crl", "--delta", "-o", tmp_path / "delta.crl"))
-    delta = _openssl("crl", "-inform", "DER", "-in", tmp_path / "delta.crl", "-noout", "-text",
-                     "-CAfile", tmp_path / "chain.pem")
+    delta = _openssl(
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        tmp_path / "delta.crl",
+        "-noout",
+        "-text",
+        "-CAfile",
+        tmp_path / "chain.pem",
+    )
     assert delta.returncode == 0, delta.stderr
     assert "verify OK" in delta.stdout + delta.stderr
     assert "Delta CRL Indicator" in delta.stdout
@@ -418,8 +511,9 @@ def test_audit_verify_exits_0_on_the_intact_chain(cli: Cli) -> None:
 
 
 def test_api_client_create_prints_a_token_once(cli: Cli) -> None:
-    result = _ok(cli.run("api-client", "create", "Cổng dịch vụ công", "--scope",
-                         "certificates:read"))
+    result = _ok(
+        cli.run("api-client", "create", "Cổng dịch vụ công", "--scope", "certificates:read")
+    )
     token = result.stdout.strip()
     assert token.startswith("kyso_") and "\n" not in token
     with cli.ctx.db.read() as session:

@@ -42,8 +42,9 @@ def store(hsm_tokens: softhsm.SoftHsmToken) -> Iterator[Pkcs11KeyStore]:
 
 @pytest.fixture(scope="module")
 def keys(store: Pkcs11KeyStore) -> dict[KeyAlgorithm, SigningKey]:
-    return {algorithm: store.generate(f"test {algorithm.value}", algorithm)
-            for algorithm in ALGORITHMS}
+    return {
+        algorithm: store.generate(f"test {algorithm.value}", algorithm) for algorithm in ALGORITHMS
+    }
 
 
 def _token_private_key(module: str, key: SigningKey) -> dict[Attribute, object]:
@@ -51,15 +52,28 @@ def _token_private_key(module: str, key: SigningKey) -> dict[Attribute, object]:
     token = pkcs11.lib(module).get_token(token_label=CA_TOKEN)
     # No PIN here: the store's login is token-wide, and a session without one never logs out.
     with token.open() as session:
-        found = list(session.get_objects({
-            Attribute.CLASS: ObjectClass.PRIVATE_KEY,
-            Attribute.ID: bytes.fromhex(key.key_id.removeprefix("p11-")),
-        }))
+        found = list(
+            session.get_objects(
+                {
+                    Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+                    Attribute.ID: bytes.fromhex(key.key_id.removeprefix("p11-")),
+                }
+            )
+        )
         assert len(found) == 1
         obj = found[0]
-        return {a: obj[a] for a in (Attribute.SENSITIVE, Attribute.EXTRACTABLE,
-                                    Attribute.ALWAYS_SENSITIVE, Attribute.NEVER_EXTRACTABLE,
-                                    Attribute.TOKEN, Attribute.PRIVATE, Attribute.SIGN)}
+        return {
+            a: obj[a]
+            for a in (
+                Attribute.SENSITIVE,
+                Attribute.EXTRACTABLE,
+                Attribute.ALWAYS_SENSITIVE,
+                Attribute.NEVER_EXTRACTABLE,
+                Attribute.TOKEN,
+                Attribute.PRIVATE,
+                Attribute.SIGN,
+            )
+        }
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=str)
@@ -89,7 +103,8 @@ def test_sign_digest_gives_a_signature_over_the_message(
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=str)
 def test_private_key_is_sensitive_and_not_extractable(
-    hsm_tokens: softhsm.SoftHsmToken, keys: dict[KeyAlgorithm, SigningKey],
+    hsm_tokens: softhsm.SoftHsmToken,
+    keys: dict[KeyAlgorithm, SigningKey],
     algorithm: KeyAlgorithm,
 ) -> None:
     attributes = _token_private_key(hsm_tokens.module, keys[algorithm])
@@ -142,7 +157,8 @@ def test_a_failed_lookup_leaves_the_session_usable(
 
 
 def test_closing_one_store_leaves_another_on_the_same_token_working(
-    hsm_tokens: softhsm.SoftHsmToken, keys: dict[KeyAlgorithm, SigningKey],
+    hsm_tokens: softhsm.SoftHsmToken,
+    keys: dict[KeyAlgorithm, SigningKey],
     store: Pkcs11KeyStore,
 ) -> None:
     # PKCS#11 login is per token, and C_Logout on any session logs every session out.

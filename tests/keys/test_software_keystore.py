@@ -42,8 +42,10 @@ def store(key_dir: Path) -> SoftwareKeyStore:
 @pytest.fixture(scope="module")
 def keys(store: SoftwareKeyStore) -> dict[KeyAlgorithm, SigningKey]:
     """One key of every algorithm, generated once (RSA-4096 takes a while)."""
-    return {algorithm: store.generate(f"test {algorithm.value}", algorithm)
-            for algorithm in KeyAlgorithm}
+    return {
+        algorithm: store.generate(f"test {algorithm.value}", algorithm)
+        for algorithm in KeyAlgorithm
+    }
 
 
 @pytest.mark.parametrize("algorithm", list(KeyAlgorithm), ids=str)
@@ -63,10 +65,12 @@ def test_generated_key_has_the_requested_algorithm_and_size(
 
 
 @pytest.mark.parametrize("algorithm", list(KeyAlgorithm), ids=str)
-@pytest.mark.parametrize("hash_algorithm", [hashes.SHA256(), hashes.SHA384(), hashes.SHA512()],
-                         ids=lambda h: h.name)
+@pytest.mark.parametrize(
+    "hash_algorithm", [hashes.SHA256(), hashes.SHA384(), hashes.SHA512()], ids=lambda h: h.name
+)
 def test_signature_verifies_against_the_public_key(
-    keys: dict[KeyAlgorithm, SigningKey], algorithm: KeyAlgorithm,
+    keys: dict[KeyAlgorithm, SigningKey],
+    algorithm: KeyAlgorithm,
     hash_algorithm: hashes.HashAlgorithm,
 ) -> None:
     key = keys[algorithm]
@@ -129,8 +133,17 @@ def test_wrong_passphrase_is_refused_with_wrong_pin(
 
 @pytest.mark.parametrize(
     "key_id",
-    ["sw-0123456789abcdef", "sw-", "sw-../../etc/passwd", "sw-../keys/x", "sw-a/b", "../sw-a",
-     "p11-0011", "", "sw-a.pem"],
+    [
+        "sw-0123456789abcdef",
+        "sw-",
+        "sw-../../etc/passwd",
+        "sw-../keys/x",
+        "sw-a/b",
+        "../sw-a",
+        "p11-0011",
+        "",
+        "sw-a.pem",
+    ],
 )
 def test_unknown_or_path_like_key_ids_are_not_found(store: SoftwareKeyStore, key_id: str) -> None:
     with pytest.raises(NotFound):

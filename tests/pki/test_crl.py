@@ -42,8 +42,11 @@ def issuing(ctx: Context) -> Identity:
 
 
 def issue(ctx: Context) -> int:
-    spec = issuance.IssueSpec(Profile.INDIVIDUAL, parse_subject(SUBJECT),
-                              ec.generate_private_key(ec.SECP256R1()).public_key())
+    spec = issuance.IssueSpec(
+        Profile.INDIVIDUAL,
+        parse_subject(SUBJECT),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+    )
     with ctx.db.session() as session:
         return issuance.issue(session, ctx.authority, spec, "test").certificate.serial_number
 
@@ -83,7 +86,8 @@ def listed(c: x509.CertificateRevocationList) -> dict[int, x509.ReasonFlags | No
     for entry in c:
         try:
             out[entry.serial_number] = entry.extensions.get_extension_for_class(
-                x509.CRLReason).value.reason
+                x509.CRLReason
+            ).value.reason
         except x509.ExtensionNotFound:
             out[entry.serial_number] = None
     return out
@@ -121,7 +125,8 @@ def test_full_crl_lists_revoked_and_suspended_but_not_restored_or_good(ctx: Cont
         full.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
     freshest = full.extensions.get_extension_for_class(x509.FreshestCRL).value
     assert [n.value for dp in freshest for n in dp.full_name] == [
-        ctx.authority.crl_url(issuing(ctx).id, delta=True)]
+        ctx.authority.crl_url(issuing(ctx).id, delta=True)
+    ]
     aki = full.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     assert aki.key_identifier == issuing(ctx).key_identifier
 
@@ -133,12 +138,14 @@ def test_revocation_time_and_update_window_are_recorded(ctx: Context) -> None:
     entry = full.get_revoked_certificate_by_serial_number(serial)
     assert entry is not None
     with ctx.db.read() as session:
-        row = session.execute(select(Certificate).where(Certificate.serial == hex_(serial))
-                              ).scalar_one()
+        row = session.execute(
+            select(Certificate).where(Certificate.serial == hex_(serial))
+        ).scalar_one()
     assert entry.revocation_date_utc == row.revoked_at
     assert full.next_update_utc is not None
     assert full.next_update_utc - full.last_update_utc == timedelta(
-        hours=ctx.settings.crl_next_update_hours)
+        hours=ctx.settings.crl_next_update_hours
+    )
 
 
 def test_crl_numbers_strictly_increase_across_full_and_delta(ctx: Context) -> None:
@@ -146,8 +153,13 @@ def test_crl_numbers_strictly_increase_across_full_and_delta(ctx: Context) -> No
     numbers = [number(c) for c in made]
     assert all(a < b for a, b in pairwise(numbers)), numbers
     with ctx.db.read() as session:
-        stored = session.execute(select(Crl.number).where(Crl.issuer_id == issuing(ctx).id)
-                                 .order_by(Crl.id)).scalars().all()
+        stored = (
+            session.execute(
+                select(Crl.number).where(Crl.issuer_id == issuing(ctx).id).order_by(Crl.id)
+            )
+            .scalars()
+            .all()
+        )
     assert stored == sorted(stored) and len(set(stored)) == len(stored)
 
 
@@ -179,7 +191,8 @@ def test_delta_crl_lists_the_changes_since_its_base(ctx: Context) -> None:
     assert delta.is_signature_valid(issuing(ctx).certificate.public_key())  # type: ignore[arg-type]
     assert delta.next_update_utc is not None
     assert delta.next_update_utc - delta.last_update_utc == timedelta(
-        hours=ctx.settings.delta_crl_next_update_hours)
+        hours=ctx.settings.delta_crl_next_update_hours
+    )
 
 
 def test_current_crl_is_reused_until_a_status_changes(ctx: Context) -> None:
@@ -239,9 +252,21 @@ def test_openssl_verifies_the_crl_signature(ctx: Context, tmp_path: Path, delta:
     (tmp_path / "chain.pem").write_text("".join(i.pem() for i in ctx.authority.chain()))
     (tmp_path / "crl.der").write_bytes(der(generate(ctx, delta=delta)))
     result = subprocess.run(
-        ["openssl", "crl", "-inform", "DER", "-in", tmp_path / "crl.der", "-noout",
-         "-CAfile", tmp_path / "chain.pem", "-verify"],
-        capture_output=True, text=True)
+        [
+            "openssl",
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            tmp_path / "crl.der",
+            "-noout",
+            "-CAfile",
+            tmp_path / "chain.pem",
+            "-verify",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verify OK" in result.stdout + result.stderr
     # A CRL with one flipped signature byte is refused, so the check above means something.
@@ -249,9 +274,21 @@ def test_openssl_verifies_the_crl_signature(ctx: Context, tmp_path: Path, delta:
     broken[-1] ^= 0x01
     (tmp_path / "crl.der").write_bytes(bytes(broken))
     bad = subprocess.run(
-        ["openssl", "crl", "-inform", "DER", "-in", tmp_path / "crl.der", "-noout",
-         "-CAfile", tmp_path / "chain.pem", "-verify"],
-        capture_output=True, text=True)
+        [
+            "openssl",
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            tmp_path / "crl.der",
+            "-noout",
+            "-CAfile",
+            tmp_path / "chain.pem",
+            "-verify",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert "verify OK" not in bad.stdout + bad.stderr
 
 
@@ -267,8 +304,20 @@ def test_build_crl_der_with_many_entries_parses_with_exactly_those_serials(
     now = clock.now()
     reasons = [None, *RevocationReason]
     # Edge serials around the DER sign bit and length boundaries, then random 128-bit ones.
-    edges = [1, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, (1 << 127), (1 << 128) - 1,
-             (1 << 64), (1 << 158) + 12345]  # up to 20 octets (RFC 5280 §4.1.2.2)
+    edges = [
+        1,
+        0x7F,
+        0x80,
+        0xFF,
+        0x100,
+        0x7FFF,
+        0x8000,
+        0xFFFF,
+        (1 << 127),
+        (1 << 128) - 1,
+        (1 << 64),
+        (1 << 158) + 12345,
+    ]  # up to 20 octets (RFC 5280 §4.1.2.2)
     serials = edges + [secrets.randbits(128) | (1 << 64) for _ in range(count - len(edges))]
     assert len(set(serials)) == count
     entries = [
@@ -279,8 +328,9 @@ def test_build_crl_der_with_many_entries_parses_with_exactly_those_serials(
     late = datetime(2051, 6, 1, 12, 0, 0, tzinfo=UTC)
     entries[5] = crl.Entry(entries[5].serial, late, RevocationReason.SUPERSEDED)
 
-    made = crl.build_crl_der(issuer, entries, number=987654321, this_update=now,
-                             next_update=now + timedelta(hours=24))
+    made = crl.build_crl_der(
+        issuer, entries, number=987654321, this_update=now, next_update=now + timedelta(hours=24)
+    )
     parsed = x509.load_der_x509_crl(made)
     assert parsed.is_signature_valid(issuer.certificate.public_key())  # type: ignore[arg-type]
     assert len(parsed) == count
@@ -290,8 +340,11 @@ def test_build_crl_der_with_many_entries_parses_with_exactly_those_serials(
     for entry in entries:
         got = by_serial[int(entry.serial, 16)]
         assert got.revocation_date_utc == entry.revoked_at
-        expected = (None if entry.reason in (None, RevocationReason.UNSPECIFIED)
-                    else REASON_FLAGS[entry.reason])
+        expected = (
+            None
+            if entry.reason in (None, RevocationReason.UNSPECIFIED)
+            else REASON_FLAGS[entry.reason]
+        )
         assert listed_reason(got) is expected, entry
     # 1,000 entries need the two-byte DER length form, 1,500 the three-byte one.
     assert made[1] == (0x82 if count == 1000 else 0x83)
@@ -308,8 +361,14 @@ def listed_reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags | None:
 def test_build_crl_der_with_no_entries_leaves_the_list_out(sqlite_instance: object) -> None:
     ctx: Context = sqlite_instance.ctx  # type: ignore[attr-defined]
     now = clock.now()
-    made = crl.build_crl_der(issuing(ctx), [], number=1, this_update=now,
-                             next_update=now + timedelta(hours=1), base_number=None)
+    made = crl.build_crl_der(
+        issuing(ctx),
+        [],
+        number=1,
+        this_update=now,
+        next_update=now + timedelta(hours=1),
+        base_number=None,
+    )
     parsed = x509.load_der_x509_crl(made)
     assert len(parsed) == 0
     assert lint.errors(lint.lint_crl(made)) == []

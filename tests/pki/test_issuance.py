@@ -54,10 +54,14 @@ UTF8_STRING, PRINTABLE_STRING = 0x0C, 0x13
 # The contract of each subscriber profile (ARCHITECTURE "The PKI"): signers get
 # nonRepudiation + digitalSignature; devices authenticate only.
 EXPECTED = {
-    Profile.INDIVIDUAL: (True, [ExtendedKeyUsageOID.EMAIL_PROTECTION,
-                                ExtendedKeyUsageOID.CLIENT_AUTH]),
-    Profile.ORGANIZATION: (True, [ExtendedKeyUsageOID.EMAIL_PROTECTION,
-                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
+    Profile.INDIVIDUAL: (
+        True,
+        [ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH],
+    ),
+    Profile.ORGANIZATION: (
+        True,
+        [ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH],
+    ),
     Profile.DEVICE: (False, [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]),
 }
 
@@ -74,8 +78,9 @@ def make_csr(key: object, subject: x509.Name | str = "CN=Người yêu cầu,C=V
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def spec_for(public_key: object, profile: Profile = Profile.INDIVIDUAL, **kw: object
-             ) -> issuance.IssueSpec:
+def spec_for(
+    public_key: object, profile: Profile = Profile.INDIVIDUAL, **kw: object
+) -> issuance.IssueSpec:
     return issuance.IssueSpec(profile, parse_subject(SUBJECT), public_key, **kw)  # type: ignore[arg-type]
 
 
@@ -91,8 +96,9 @@ def counts(ctx: Context) -> tuple[int, int]:
     return certificates, audit
 
 
-def refused_without_trace(ctx: Context, error: type[KysoError], attempt: Callable[..., object]
-                          ) -> KysoError:
+def refused_without_trace(
+    ctx: Context, error: type[KysoError], attempt: Callable[..., object]
+) -> KysoError:
     """Run ``attempt(session)`` in a transaction, expect ``error``, and check nothing stayed."""
     before = counts(ctx)
     with pytest.raises(error) as caught, ctx.db.session() as session:
@@ -105,6 +111,7 @@ def issue_csr(ctx: Context, data: bytes, subject: str | None = SUBJECT) -> Calla
     def attempt(session: object) -> object:
         spec = issuance.spec_from_csr(data, Profile.INDIVIDUAL, subject=subject)
         return issuance.issue(session, ctx.authority, spec, "test:issuance")  # type: ignore[arg-type]
+
     return attempt
 
 
@@ -147,14 +154,17 @@ def test_each_subscriber_profile_issues_from_a_csr_with_its_extensions(
     assert not eku.critical
     assert list(eku.value) == ekus
 
-    assert ext(cert, x509.SubjectKeyIdentifier).value == \
-        x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    assert ext(cert, x509.SubjectKeyIdentifier).value == x509.SubjectKeyIdentifier.from_public_key(
+        key.public_key()
+    )
     assert ext(cert, x509.AuthorityKeyIdentifier).value.key_identifier == issuer.key_identifier
 
     crl_dp = ext(cert, x509.CRLDistributionPoints).value
     assert [n.value for dp in crl_dp for n in dp.full_name] == [ctx.authority.crl_url(issuer.id)]
-    aia = {(d.access_method, d.access_location.value)
-           for d in ext(cert, x509.AuthorityInformationAccess).value}
+    aia = {
+        (d.access_method, d.access_location.value)
+        for d in ext(cert, x509.AuthorityInformationAccess).value
+    }
     assert aia == {
         (x509.AuthorityInformationAccessOID.OCSP, ctx.authority.ocsp_url),
         (x509.AuthorityInformationAccessOID.CA_ISSUERS, ctx.authority.ca_url(issuer.id)),
@@ -162,14 +172,17 @@ def test_each_subscriber_profile_issues_from_a_csr_with_its_extensions(
     policies = ext(cert, x509.CertificatePolicies).value
     assert [p.policy_identifier.dotted_string for p in policies] == [ctx.settings.policy_oid]
     assert string_tags(issued.row.der) == {
-        "common_name": UTF8_STRING, "organizational_unit_name": UTF8_STRING,
-        "organization_name": UTF8_STRING, "locality_name": UTF8_STRING,
+        "common_name": UTF8_STRING,
+        "organizational_unit_name": UTF8_STRING,
+        "organization_name": UTF8_STRING,
+        "locality_name": UTF8_STRING,
         "country_name": PRINTABLE_STRING,
     }
 
     with ctx.db.read() as session:
-        row = session.execute(select(Certificate).where(Certificate.serial == issued.serial)
-                              ).scalar_one()
+        row = session.execute(
+            select(Certificate).where(Certificate.serial == issued.serial)
+        ).scalar_one()
     assert row.der == cert.public_bytes(serialization.Encoding.DER)
     assert row.profile is profile
     assert row.key_location == "csr"
@@ -188,15 +201,21 @@ def test_subject_strings_are_utf8_except_country_which_is_printable(ctx: Context
 
 def test_csr_subject_strings_are_re_encoded_as_utf8(ctx: Context) -> None:
     # A CSR may use PrintableString (or TeletexString) for CN/O; kyso's certificate does not.
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "UBND tinh Bac Kan",
-                           x509.name._ASN1Type.PrintableString),
-        x509.NameAttribute(NameOID.COMMON_NAME, "Tran Van An", x509.name._ASN1Type.PrintableString),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(
+                NameOID.ORGANIZATION_NAME, "UBND tinh Bac Kan", x509.name._ASN1Type.PrintableString
+            ),
+            x509.NameAttribute(
+                NameOID.COMMON_NAME, "Tran Van An", x509.name._ASN1Type.PrintableString
+            ),
+        ]
+    )
     issued = issue(ctx, issuance.spec_from_csr(make_csr(ec_key(), name), Profile.INDIVIDUAL))
     assert string_tags(issued.row.der) == {
-        "common_name": UTF8_STRING, "organization_name": UTF8_STRING,
+        "common_name": UTF8_STRING,
+        "organization_name": UTF8_STRING,
         "country_name": PRINTABLE_STRING,
     }
 
@@ -205,14 +224,19 @@ def test_vietnamese_diacritics_survive_exactly(ctx: Context) -> None:
     issued = issue(ctx, issuance.spec_from_csr(make_csr(ec_key(), SUBJECT), Profile.INDIVIDUAL))
     subject = x509.load_der_x509_certificate(issued.row.der).subject
     values = {a.oid: a.value for a in subject}
-    assert values == {NameOID.COMMON_NAME: CN, NameOID.ORGANIZATIONAL_UNIT_NAME: OU,
-                      NameOID.ORGANIZATION_NAME: O, NameOID.LOCALITY_NAME: L,
-                      NameOID.COUNTRY_NAME: "VN"}
+    assert values == {
+        NameOID.COMMON_NAME: CN,
+        NameOID.ORGANIZATIONAL_UNIT_NAME: OU,
+        NameOID.ORGANIZATION_NAME: O,
+        NameOID.LOCALITY_NAME: L,
+        NameOID.COUNTRY_NAME: "VN",
+    }
     for value in (CN, OU, O, L):  # precomposed (NFC) UTF-8, byte for byte
         assert value.encode("utf-8") in issued.row.der
     with ctx.db.read() as session:
-        stored = session.execute(select(Certificate.subject)
-                                 .where(Certificate.serial == issued.serial)).scalar_one()
+        stored = session.execute(
+            select(Certificate.subject).where(Certificate.serial == issued.serial)
+        ).scalar_one()
     assert parse_subject(stored) == subject
 
 
@@ -229,8 +253,7 @@ def test_extensions_requested_in_a_csr_are_ignored(ctx: Context) -> None:
         x509.CertificateSigningRequestBuilder()
         .subject_name(parse_subject("CN=Xin làm CA,C=VN"))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("ca.example.vn")]),
-                       critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("ca.example.vn")]), critical=False)
         .sign(key, hashes.SHA256())
         .public_bytes(serialization.Encoding.PEM)
     )
@@ -254,9 +277,11 @@ def test_serials_are_random_128_bit_and_unique_across_200_issuances(ctx: Context
     # Random, not a counter: no two consecutive serials are neighbours.
     assert all(abs(a - b) > 1 << 32 for a, b in pairwise(serials))
     with ctx.db.read() as session:
-        stored = session.execute(select(func.count()).select_from(Certificate)
-                                 .where(Certificate.serial.in_([i.serial for i in batch]))
-                                 ).scalar_one()
+        stored = session.execute(
+            select(func.count())
+            .select_from(Certificate)
+            .where(Certificate.serial.in_([i.serial for i in batch]))
+        ).scalar_one()
     assert stored == 200
 
 
@@ -273,19 +298,31 @@ def test_validity_never_outlives_the_issuing_ca(ctx: Context) -> None:
     cert = issue(ctx, spec_for(ec_key().public_key(), days=3650)).certificate
     assert cert.not_valid_after_utc <= issuer_not_after
     assert cert.not_valid_after_utc == min(
-        cert.not_valid_before_utc + timedelta(days=3650), issuer_not_after)
+        cert.not_valid_before_utc + timedelta(days=3650), issuer_not_after
+    )
 
 
 def test_profile_clamps_validity_to_an_issuer_that_expires_sooner() -> None:
     key = ec_key()
     now = datetime(2030, 1, 1, tzinfo=UTC)
     issuer = profiles.IssuerView(
-        subject=parse_subject("CN=CA sắp hết hạn,C=VN"), key_identifier=b"\x01" * 20,
-        not_after=now + timedelta(days=30), crl_url="http://x/crl", ca_issuers_url="http://x/ca",
-        ocsp_url="http://x/ocsp")
-    builder = profiles.build(profiles.SPECS[Profile.INDIVIDUAL], subject=parse_subject(SUBJECT),
-                             public_key=key.public_key(), serial=1 << 100, not_before=now,
-                             days=3650, issuer=issuer, policy_oid="1.3.6.1.4.1.32473.84.1")
+        subject=parse_subject("CN=CA sắp hết hạn,C=VN"),
+        key_identifier=b"\x01" * 20,
+        not_after=now + timedelta(days=30),
+        crl_url="http://x/crl",
+        ca_issuers_url="http://x/ca",
+        ocsp_url="http://x/ocsp",
+    )
+    builder = profiles.build(
+        profiles.SPECS[Profile.INDIVIDUAL],
+        subject=parse_subject(SUBJECT),
+        public_key=key.public_key(),
+        serial=1 << 100,
+        not_before=now,
+        days=3650,
+        issuer=issuer,
+        policy_oid="1.3.6.1.4.1.32473.84.1",
+    )
     cert = builder.sign(ec_key(), hashes.SHA256())
     assert cert.not_valid_after_utc == now + timedelta(days=30)
 
@@ -293,20 +330,24 @@ def test_profile_clamps_validity_to_an_issuer_that_expires_sooner() -> None:
 @pytest.mark.parametrize("days", [0, -1, 3651])
 def test_validity_outside_1_to_3650_days_is_refused(ctx: Context, days: int) -> None:
     spec = spec_for(ec_key().public_key(), days=days)
-    refused_without_trace(ctx, InvalidInput,
-                          lambda s: issuance.issue(s, ctx.authority, spec, "test"))
+    refused_without_trace(
+        ctx, InvalidInput, lambda s: issuance.issue(s, ctx.authority, spec, "test")
+    )
 
 
 # --- CSRs that are refused, leaving nothing behind ----------------------------------------
 
 
-@pytest.mark.parametrize("make_key", [
-    pytest.param(lambda: rsa.generate_private_key(65537, 1024), id="rsa-1024"),
-    pytest.param(lambda: rsa.generate_private_key(3, 2048), id="rsa-2048-e3"),
-    pytest.param(lambda: ec.generate_private_key(ec.SECP192R1()), id="ec-p192"),
-    pytest.param(lambda: ec.generate_private_key(ec.SECP521R1()), id="ec-p521"),
-    pytest.param(ed25519.Ed25519PrivateKey.generate, id="ed25519"),
-])
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        pytest.param(lambda: rsa.generate_private_key(65537, 1024), id="rsa-1024"),
+        pytest.param(lambda: rsa.generate_private_key(3, 2048), id="rsa-2048-e3"),
+        pytest.param(lambda: ec.generate_private_key(ec.SECP192R1()), id="ec-p192"),
+        pytest.param(lambda: ec.generate_private_key(ec.SECP521R1()), id="ec-p521"),
+        pytest.param(ed25519.Ed25519PrivateKey.generate, id="ed25519"),
+    ],
+)
 def test_csr_with_a_key_kyso_does_not_accept_is_refused(
     ctx: Context, make_key: Callable[[], object]
 ) -> None:
@@ -327,8 +368,9 @@ def test_csr_with_a_broken_signature_is_refused(ctx: Context) -> None:
 
 
 def test_ec_csr_with_a_broken_signature_is_refused(ctx: Context) -> None:
-    refused_without_trace(ctx, MalformedCSR,
-                          issue_csr(ctx, _flip_signature_byte(make_csr(ec_key()))))
+    refused_without_trace(
+        ctx, MalformedCSR, issue_csr(ctx, _flip_signature_byte(make_csr(ec_key())))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -336,18 +378,24 @@ def good_csr() -> bytes:
     return make_csr(ec_key())
 
 
-@pytest.mark.parametrize("mangle", [
-    pytest.param(lambda pem: b"this is not a certificate request", id="garbage"),
-    pytest.param(lambda pem: b"", id="empty"),
-    pytest.param(lambda pem: b"  \n\t ", id="blank"),
-    pytest.param(lambda pem: pem[: len(pem) // 2], id="truncated-pem"),
-    pytest.param(lambda pem: x509.load_pem_x509_csr(pem).public_bytes(
-        serialization.Encoding.DER)[:-20], id="truncated-der"),
-    pytest.param(lambda pem: b"\x30\x82\xff\xff" + b"\x00" * 100, id="der-length-lies"),
-    pytest.param(lambda pem: pem.replace(b"CERTIFICATE REQUEST", b"CERTIFICATE"),
-                 id="pem-wrong-label"),
-    pytest.param(lambda pem: b"A" * (64 * 1024), id="garbage-at-the-size-limit"),
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda pem: b"this is not a certificate request", id="garbage"),
+        pytest.param(lambda pem: b"", id="empty"),
+        pytest.param(lambda pem: b"  \n\t ", id="blank"),
+        pytest.param(lambda pem: pem[: len(pem) // 2], id="truncated-pem"),
+        pytest.param(
+            lambda pem: x509.load_pem_x509_csr(pem).public_bytes(serialization.Encoding.DER)[:-20],
+            id="truncated-der",
+        ),
+        pytest.param(lambda pem: b"\x30\x82\xff\xff" + b"\x00" * 100, id="der-length-lies"),
+        pytest.param(
+            lambda pem: pem.replace(b"CERTIFICATE REQUEST", b"CERTIFICATE"), id="pem-wrong-label"
+        ),
+        pytest.param(lambda pem: b"A" * (64 * 1024), id="garbage-at-the-size-limit"),
+    ],
+)
 def test_unreadable_csr_is_refused_as_malformed(
     ctx: Context, good_csr: bytes, mangle: Callable[[bytes], bytes]
 ) -> None:
@@ -369,8 +417,9 @@ def test_subject_without_cn_is_refused_even_when_built_in_code(ctx: Context) -> 
     # RFC 5280 §4.1.2.6: an empty subject needs a critical subjectAltName kyso never makes.
     for name in (x509.Name([]), x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")])):
         spec = issuance.IssueSpec(Profile.INDIVIDUAL, name, ec_key().public_key())
-        refused_without_trace(ctx, InvalidInput,
-                              lambda s, spec=spec: issuance.issue(s, ctx.authority, spec, "t"))
+        refused_without_trace(
+            ctx, InvalidInput, lambda s, spec=spec: issuance.issue(s, ctx.authority, spec, "t")
+        )
 
 
 # --- compromised keys ---------------------------------------------------------------------
@@ -383,8 +432,9 @@ def test_revoked_key_cannot_be_certified_again_after_key_compromise(ctx: Context
         status.revoke(session, ctx.authority, first.serial, RevocationReason.KEY_COMPROMISE, "t")
     refused_without_trace(ctx, CompromisedKey, issue_csr(ctx, make_csr(key)))
     spec = spec_for(key.public_key(), Profile.DEVICE)
-    refused_without_trace(ctx, CompromisedKey,
-                          lambda s: issuance.issue(s, ctx.authority, spec, "t"))
+    refused_without_trace(
+        ctx, CompromisedKey, lambda s: issuance.issue(s, ctx.authority, spec, "t")
+    )
 
 
 def test_a_key_whose_certificate_was_superseded_can_be_certified_again(ctx: Context) -> None:
@@ -409,14 +459,20 @@ def _compromised_public_key(ctx: Context) -> object:
 
 
 BAD_SPECS: dict[str, tuple[type[KysoError], Callable[[Context], issuance.IssueSpec]]] = {
-    "weak-key": (WeakKeyError,
-                 lambda ctx: spec_for(rsa.generate_private_key(65537, 1024).public_key())),
+    "weak-key": (
+        WeakKeyError,
+        lambda ctx: spec_for(rsa.generate_private_key(65537, 1024).public_key()),
+    ),
     "ca-profile": (InvalidInput, lambda ctx: spec_for(ec_key().public_key(), Profile.TSA)),
     "too-long": (InvalidInput, lambda ctx: spec_for(ec_key().public_key(), days=4000)),
-    "bad-email": (InvalidInput,
-                  lambda ctx: spec_for(ec_key().public_key(), emails=("không phải thư",))),
-    "no-cn": (InvalidInput, lambda ctx: issuance.IssueSpec(Profile.DEVICE, x509.Name([]),
-                                                           ec_key().public_key())),
+    "bad-email": (
+        InvalidInput,
+        lambda ctx: spec_for(ec_key().public_key(), emails=("không phải thư",)),
+    ),
+    "no-cn": (
+        InvalidInput,
+        lambda ctx: issuance.IssueSpec(Profile.DEVICE, x509.Name([]), ec_key().public_key()),
+    ),
     "compromised-key": (CompromisedKey, lambda ctx: spec_for(_compromised_public_key(ctx))),
 }
 
@@ -426,8 +482,9 @@ def test_issue_many_is_all_or_nothing(ctx: Context, bad: str) -> None:
     error, make_bad = BAD_SPECS[bad]
     specs = [spec_for(ec_key().public_key(), p) for p in EXPECTED]
     specs.append(make_bad(ctx))
-    refused_without_trace(ctx, error,
-                          lambda s: issuance.issue_many(s, ctx.authority, specs, "test"))
+    refused_without_trace(
+        ctx, error, lambda s: issuance.issue_many(s, ctx.authority, specs, "test")
+    )
     # Without the bad one the same batch goes through.
     with ctx.db.session() as session:
         assert len(issuance.issue_many(session, ctx.authority, specs[:-1], "test")) == 3
@@ -459,8 +516,7 @@ def test_pkcs12_bundle_opens_with_its_password_and_carries_the_chain(ctx: Contex
 
 
 @pytest.mark.parametrize("password", ["", "1234567", "ngắn"])
-def test_pkcs12_password_shorter_than_8_characters_is_refused(ctx: Context, password: str
-                                                               ) -> None:
+def test_pkcs12_password_shorter_than_8_characters_is_refused(ctx: Context, password: str) -> None:
     key = issuance.generate_for_pkcs12(KeyAlgorithm.EC_P256)
     issued = issue(ctx, spec_for(key.public_key()))  # type: ignore[attr-defined]
     with pytest.raises(InvalidInput):
@@ -480,28 +536,39 @@ def test_issue_on_token_makes_the_key_there_and_writes_the_certificate_beside_it
     try:
         with hsm.db.session() as session:
             issued = issuance.issue_on_token(
-                session, hsm.authority, token, profile=Profile.INDIVIDUAL, subject=SUBJECT,
-                algorithm=algorithm, actor="test:token")
+                session,
+                hsm.authority,
+                token,
+                profile=Profile.INDIVIDUAL,
+                subject=SUBJECT,
+                algorithm=algorithm,
+                actor="test:token",
+            )
         key_id = issued.row.key_location.removeprefix("token:subscriber-1:")
         assert issued.row.key_location == f"token:subscriber-1:{key_id}"
         cka_id = bytes.fromhex(key_id.removeprefix("p11-"))
         assert issued.certificate.public_key() == token.get(key_id).public_key()
         issued.certificate.verify_directly_issued_by(
-            hsm.authority.identity(IdentityRole.ISSUING).certificate)
+            hsm.authority.identity(IdentityRole.ISSUING).certificate
+        )
 
         # Look at the token with a session of our own (the store's login is token-wide).
         view = pkcs11.lib(hsm_tokens.module).get_token(token_label="subscriber-1")
         with view.open() as session:
-            keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
-                                             Attribute.ID: cka_id}))
-            certs = list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE,
-                                              Attribute.ID: cka_id}))
+            keys = list(
+                session.get_objects(
+                    {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: cka_id}
+                )
+            )
+            certs = list(
+                session.get_objects(
+                    {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: cka_id}
+                )
+            )
             assert len(keys) == 1 and len(certs) == 1
             assert keys[0][Attribute.SENSITIVE] is True
             assert keys[0][Attribute.EXTRACTABLE] is False
             assert bytes(certs[0][Attribute.VALUE]) == issued.row.der
-            assert bytes(certs[0][Attribute.SUBJECT]) == \
-                issued.certificate.subject.public_bytes()
+            assert bytes(certs[0][Attribute.SUBJECT]) == issued.certificate.subject.public_bytes()
     finally:
         token.close()
-

@@ -25,17 +25,22 @@ pytestmark = pytest.mark.interop
 
 SUBJECTS = {
     Profile.INDIVIDUAL: "CN=Triệu Thị Mến,T=Chánh Văn phòng,OU=Văn phòng,"
-                        "O=Sở Tư pháp tỉnh Bắc Kạn,L=Bắc Kạn,C=VN",
+    "O=Sở Tư pháp tỉnh Bắc Kạn,L=Bắc Kạn,C=VN",
     Profile.ORGANIZATION: "CN=Sở Tư pháp tỉnh Bắc Kạn,O=UBND tỉnh Bắc Kạn,L=Bắc Kạn,C=VN",
     Profile.DEVICE: "CN=Máy chủ một cửa điện tử,OU=Trung tâm Phục vụ hành chính công,"
-                    "O=UBND tỉnh Bắc Kạn,C=VN",
+    "O=UBND tỉnh Bắc Kạn,C=VN",
 }
-KEY_ALGORITHMS = [KeyAlgorithm.RSA_2048, KeyAlgorithm.RSA_3072, KeyAlgorithm.EC_P256,
-                  KeyAlgorithm.EC_P384]
+KEY_ALGORITHMS = [
+    KeyAlgorithm.RSA_2048,
+    KeyAlgorithm.RSA_3072,
+    KeyAlgorithm.EC_P256,
+    KeyAlgorithm.EC_P384,
+]
 
 
-@pytest.fixture(scope="module", params=["software", pytest.param("softhsm",
-                                                                 marks=pytest.mark.softhsm)])
+@pytest.fixture(
+    scope="module", params=["software", pytest.param("softhsm", marks=pytest.mark.softhsm)]
+)
 def ca(request: pytest.FixtureRequest) -> Instance:
     name = "sqlite_instance" if request.param == "software" else "hsm_instance"
     return request.getfixturevalue(name)  # type: ignore[no-any-return]
@@ -60,12 +65,16 @@ def chain_file(ca: Instance, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def openssl_verify(chain: Path, cert: x509.Certificate, tmp_path: Path, *extra: str
-                   ) -> subprocess.CompletedProcess[str]:
+def openssl_verify(
+    chain: Path, cert: x509.Certificate, tmp_path: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     leaf = tmp_path / "leaf.pem"
     leaf.write_bytes(cert.public_bytes(Encoding.PEM))
-    return subprocess.run(["openssl", "verify", "-x509_strict", *extra, "-CAfile", chain, leaf],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["openssl", "verify", "-x509_strict", *extra, "-CAfile", chain, leaf],
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("role", list(IdentityRole), ids=str)
@@ -83,11 +92,14 @@ def test_ca_chain_verifies_with_openssl(ca: Instance, chain_file: Path, tmp_path
 @pytest.mark.parametrize("algorithm", KEY_ALGORITHMS, ids=str)
 @pytest.mark.parametrize("profile", list(SUBJECTS), ids=str)
 def test_subscriber_certificate_has_no_lint_errors_and_verifies_with_openssl(
-    ca: Instance, chain_file: Path, subscriber_keys: dict[KeyAlgorithm, object],
-    profile: Profile, algorithm: KeyAlgorithm, tmp_path: Path,
+    ca: Instance,
+    chain_file: Path,
+    subscriber_keys: dict[KeyAlgorithm, object],
+    profile: Profile,
+    algorithm: KeyAlgorithm,
+    tmp_path: Path,
 ) -> None:
-    spec = issuance.IssueSpec(profile, parse_subject(SUBJECTS[profile]),
-                              subscriber_keys[algorithm])  # type: ignore[arg-type]
+    spec = issuance.IssueSpec(profile, parse_subject(SUBJECTS[profile]), subscriber_keys[algorithm])  # type: ignore[arg-type]
     with ca.ctx.db.session() as session:
         issued = issuance.issue(session, ca.ctx.authority, spec, "test:lint")
     assert lint.errors(lint.lint_certificate(issued.row.der)) == []

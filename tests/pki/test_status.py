@@ -25,45 +25,62 @@ SUBJECT = "CN=Lò Văn Páo,OU=Phòng Nội vụ,O=UBND huyện Ba Bể,L=Bắc 
 
 
 def issue(ctx: Context) -> str:
-    spec = issuance.IssueSpec(issuance.Profile.INDIVIDUAL, parse_subject(SUBJECT),
-                              ec.generate_private_key(ec.SECP256R1()).public_key())
+    spec = issuance.IssueSpec(
+        issuance.Profile.INDIVIDUAL,
+        parse_subject(SUBJECT),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+    )
     with ctx.db.session() as session:
         return issuance.issue(session, ctx.authority, spec, "ra:issuer").serial
 
 
 def state(ctx: Context, serial: str) -> Certificate:
     with ctx.db.read() as session:
-        return session.execute(select(Certificate).where(Certificate.serial == serial)
-                               ).scalar_one()
+        return session.execute(select(Certificate).where(Certificate.serial == serial)).scalar_one()
 
 
 def events(ctx: Context, serial: str) -> list[CertificateEvent]:
     with ctx.db.read() as session:
-        return list(session.execute(
-            select(CertificateEvent).join(Certificate)
-            .where(Certificate.serial == serial).order_by(CertificateEvent.id)).scalars())
+        return list(
+            session.execute(
+                select(CertificateEvent)
+                .join(Certificate)
+                .where(Certificate.serial == serial)
+                .order_by(CertificateEvent.id)
+            ).scalars()
+        )
 
 
 def audit(ctx: Context, serial: str) -> list[AuditEntry]:
     with ctx.db.read() as session:
-        return list(session.execute(select(AuditEntry).where(AuditEntry.target == serial)
-                                    .order_by(AuditEntry.seq)).scalars())
+        return list(
+            session.execute(
+                select(AuditEntry).where(AuditEntry.target == serial).order_by(AuditEntry.seq)
+            ).scalars()
+        )
 
 
-def suspend(ctx: Context, serial: str, actor: str = "ra:officer", note: str | None = None
-            ) -> Certificate:
+def suspend(
+    ctx: Context, serial: str, actor: str = "ra:officer", note: str | None = None
+) -> Certificate:
     with ctx.db.session() as session:
         return status.suspend(session, ctx.authority, serial, actor, note)
 
 
-def restore(ctx: Context, serial: str, actor: str = "ra:officer", note: str | None = None
-            ) -> Certificate:
+def restore(
+    ctx: Context, serial: str, actor: str = "ra:officer", note: str | None = None
+) -> Certificate:
     with ctx.db.session() as session:
         return status.restore(session, ctx.authority, serial, actor, note)
 
 
-def revoke(ctx: Context, serial: str, reason: RevocationReason, actor: str = "ra:officer",
-           note: str | None = None) -> Certificate:
+def revoke(
+    ctx: Context,
+    serial: str,
+    reason: RevocationReason,
+    actor: str = "ra:officer",
+    note: str | None = None,
+) -> Certificate:
     with ctx.db.session() as session:
         return status.revoke(session, ctx.authority, serial, reason, actor, note)
 
@@ -93,8 +110,12 @@ def test_good_suspended_good_revoked_with_a_full_history(ctx: Context) -> None:
     history = [(e.kind, e.reason, e.actor, e.note) for e in events(ctx, serial)]
     assert history == [
         (CertEventKind.ISSUED, None, "ra:issuer", None),
-        (CertEventKind.SUSPENDED, RevocationReason.CERTIFICATE_HOLD, "ra:nguyen",
-         "mất thiết bị, đang tìm"),
+        (
+            CertEventKind.SUSPENDED,
+            RevocationReason.CERTIFICATE_HOLD,
+            "ra:nguyen",
+            "mất thiết bị, đang tìm",
+        ),
         (CertEventKind.RESTORED, None, "ra:tran", "đã tìm thấy thiết bị"),
         (CertEventKind.REVOKED, RevocationReason.AFFILIATION_CHANGED, "ra:le", "chuyển công tác"),
     ]
@@ -151,12 +172,12 @@ def test_suspending_a_suspended_certificate_is_an_invalid_transition(ctx: Contex
     suspend(ctx, serial)
     with pytest.raises(InvalidTransition):
         suspend(ctx, serial)
-    assert [e.kind for e in events(ctx, serial)] == [CertEventKind.ISSUED,
-                                                      CertEventKind.SUSPENDED]
+    assert [e.kind for e in events(ctx, serial)] == [CertEventKind.ISSUED, CertEventKind.SUSPENDED]
 
 
-@pytest.mark.parametrize("reason", [RevocationReason.CERTIFICATE_HOLD,
-                                    RevocationReason.REMOVE_FROM_CRL], ids=str)
+@pytest.mark.parametrize(
+    "reason", [RevocationReason.CERTIFICATE_HOLD, RevocationReason.REMOVE_FROM_CRL], ids=str
+)
 def test_hold_and_remove_from_crl_are_not_revocation_reasons(
     ctx: Context, reason: RevocationReason
 ) -> None:
@@ -186,17 +207,20 @@ def test_unknown_serial_is_not_found(ctx: Context, move: str, serial: str) -> No
 
 def _colons(hex_serial: str) -> str:
     padded = hex_serial if len(hex_serial) % 2 == 0 else "0" + hex_serial
-    return ":".join(padded[i:i + 2] for i in range(0, len(padded), 2))
+    return ":".join(padded[i : i + 2] for i in range(0, len(padded), 2))
 
 
-@pytest.mark.parametrize("form", [
-    pytest.param(lambda s: "0x" + s, id="0x-prefix"),
-    pytest.param(lambda s: "0X" + s.upper(), id="0X-upper"),
-    pytest.param(str.upper, id="upper"),
-    pytest.param(lambda s: _colons(s).upper(), id="colons-upper"),
-    pytest.param(lambda s: _colons(s), id="colons"),
-    pytest.param(lambda s: f"  00{s}\n", id="leading-zeros-and-spaces"),
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        pytest.param(lambda s: "0x" + s, id="0x-prefix"),
+        pytest.param(lambda s: "0X" + s.upper(), id="0X-upper"),
+        pytest.param(str.upper, id="upper"),
+        pytest.param(lambda s: _colons(s).upper(), id="colons-upper"),
+        pytest.param(lambda s: _colons(s), id="colons"),
+        pytest.param(lambda s: f"  00{s}\n", id="leading-zeros-and-spaces"),
+    ],
+)
 def test_serial_is_accepted_in_the_forms_people_paste(ctx: Context, form: object) -> None:
     serial = issue(ctx)
     typed = form(serial)  # type: ignore[operator]

@@ -91,8 +91,7 @@ def _pyhanko_checks(data: bytes, trust: TrustContext, signer_cert) -> list:
 def test_each_level_validates_in_kyso_and_pyhanko(ctx: Context, doc: bytes, level: Level):
     trust = trust_context(ctx)
     signer = _signer_for(ctx)
-    signed = sign_pdf(doc, signer, level=level, trust=trust, reason="Phê duyệt",
-                      location="Bắc Kạn")
+    signed = sign_pdf(doc, signer, level=level, trust=trust, reason="Phê duyệt", location="Bắc Kạn")
     assert signed.startswith(doc)  # an incremental update: the original bytes stay as they are
 
     checks = _pyhanko_checks(signed, trust, signer.certificate)
@@ -169,8 +168,11 @@ def test_approval_issuing_attachment_keep_every_signature_valid(
 
 def test_sign_into_an_existing_empty_field(trust1, person, doc):
     with_field = samples.with_empty_field(doc, "ChuKyLanhDao", (380, 170, 540, 245))
-    appearance = Appearance(StampKind.APPROVAL, placement=Placement.in_field("ChuKyLanhDao"),
-                            signature_image=images.signature_png())
+    appearance = Appearance(
+        StampKind.APPROVAL,
+        placement=Placement.in_field("ChuKyLanhDao"),
+        signature_image=images.signature_png(),
+    )
     signed = sign_pdf(with_field, person, trust=trust1, appearance=appearance)
     report = validate_pdf(signed, trust1)
     assert [s.field_name for s in report.signatures] == ["ChuKyLanhDao"]

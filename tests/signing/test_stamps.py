@@ -48,23 +48,39 @@ def _render(data: bytes, tmp_path: Path):
     require_or_skip(pki.have_poppler(), "poppler-utils")
     path = tmp_path / "page.pdf"
     path.write_bytes(data)
-    subprocess.run(["pdftoppm", "-r", "72", "-png", "-f", "1", "-l", "1", "-singlefile",
-                    str(path), str(tmp_path / "page")], check=True, timeout=60)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-r",
+            "72",
+            "-png",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(path),
+            str(tmp_path / "page"),
+        ],
+        check=True,
+        timeout=60,
+    )
     return Image.open(tmp_path / "page.png").convert("RGB")
 
 
 def _text(data: bytes, tmp_path: Path) -> str:
     path = tmp_path / "text.pdf"
     path.write_bytes(data)
-    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
+    return subprocess.run(
+        ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
 
 
 def _pixels(image, box):
     """Pixels inside a PDF box (x1, y1, x2, y2), PDF y growing upwards."""
     x1, y1, x2, y2 = (int(v) for v in box)
     raw = image.crop((x1, PAGE_H - y2, x2, PAGE_H - y1)).tobytes()
-    return [tuple(raw[i:i + 3]) for i in range(0, len(raw), 3)]
+    return [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
 
 
 def _red(p):
@@ -91,8 +107,10 @@ def test_approval_image_between_title_and_name(env, doc, tmp_path):
     _, trust, person, _ = env
     box = (400, 180, 560, 260)
     appearance = Appearance(
-        StampKind.APPROVAL, placement=Placement.at(0, box),
-        position_title="KT. CHỦ TỊCH", full_name="Trần Thị Bình",
+        StampKind.APPROVAL,
+        placement=Placement.at(0, box),
+        position_title="KT. CHỦ TỊCH",
+        full_name="Trần Thị Bình",
         signature_image=images.signature_png(),
     )
     signed = sign_pdf(doc, person, trust=trust, appearance=appearance)
@@ -113,12 +131,23 @@ def test_approval_image_between_title_and_name(env, doc, tmp_path):
 def test_issuing_seal_covers_left_third_of_leader_signature(env, doc, tmp_path):
     _, trust, person, org = env
     signature_box = (380, 170, 560, 240)
-    approved = sign_pdf(doc, person, trust=trust, appearance=Appearance(
-        StampKind.APPROVAL, placement=Placement.at(0, signature_box),
-        signature_image=images.signature_png()))
-    issuing = Appearance(StampKind.ISSUING, placement=Placement.over_field("approval-1"),
-                         seal_image=images.seal_png(), number="15/QĐ-UBND",
-                         date=dt.date(2025, 3, 1))
+    approved = sign_pdf(
+        doc,
+        person,
+        trust=trust,
+        appearance=Appearance(
+            StampKind.APPROVAL,
+            placement=Placement.at(0, signature_box),
+            signature_image=images.signature_png(),
+        ),
+    )
+    issuing = Appearance(
+        StampKind.ISSUING,
+        placement=Placement.over_field("approval-1"),
+        seal_image=images.seal_png(),
+        number="15/QĐ-UBND",
+        date=dt.date(2025, 3, 1),
+    )
     issued = sign_pdf(approved, org, trust=trust, appearance=issuing)
     page = _render(issued, tmp_path)
     x1, y1, x2, y2 = signature_box
@@ -127,8 +156,11 @@ def test_issuing_seal_covers_left_third_of_leader_signature(env, doc, tmp_path):
     assert not any(map(_red, _pixels(page, (third + 8, y1, x2, y2))))  # not beyond it
     assert sum(map(_blue, _pixels(page, (third + 8, y1, x2, y2)))) > 100  # signature visible
     # real size: 36 mm at 300 dpi = 102 pt wide
-    reds = [i for i, p in enumerate(_pixels(page, (third - 140, y1 - 40, third + 5, y2 + 40)))
-            if _red(p)]
+    reds = [
+        i
+        for i, p in enumerate(_pixels(page, (third - 140, y1 - 40, third + 5, y2 + 40)))
+        if _red(p)
+    ]
     width = third + 5 - (third - 140)
     cols = {i % int(width) for i in reds}
     assert 95 <= max(cols) - min(cols) <= 106
@@ -143,9 +175,15 @@ def test_issuing_seal_covers_left_third_of_leader_signature(env, doc, tmp_path):
     "appearance, expected",
     [
         (Appearance(StampKind.ATTACHMENT, number="15/QĐ-UBND"), ["Số, ký hiệu: 15/QĐ-UBND"]),
-        (Appearance(StampKind.COPY, copy_kind="trích sao",
-                    copying_org="Văn phòng Ủy ban nhân dân tỉnh Bắc Kạn", number="07/TS-VP"),
-         ["TRÍCH SAO", "Văn phòng Ủy ban nhân dân tỉnh Bắc Kạn"]),
+        (
+            Appearance(
+                StampKind.COPY,
+                copy_kind="trích sao",
+                copying_org="Văn phòng Ủy ban nhân dân tỉnh Bắc Kạn",
+                number="07/TS-VP",
+            ),
+            ["TRÍCH SAO", "Văn phòng Ủy ban nhân dân tỉnh Bắc Kạn"],
+        ),
     ],
     ids=["attachment", "copy"],
 )
@@ -169,9 +207,12 @@ def test_top_right_text_stamps(env, doc, tmp_path, appearance, expected):
 @pytest.mark.interop
 def test_incoming_mark(env, doc, tmp_path):
     _, trust, _, org = env
-    appearance = Appearance(StampKind.INCOMING, received_number="1234",
-                            received_date=dt.date(2025, 3, 2),
-                            receiving_org="Sở Tài chính tỉnh Bắc Kạn")
+    appearance = Appearance(
+        StampKind.INCOMING,
+        received_number="1234",
+        received_date=dt.date(2025, 3, 2),
+        receiving_org="Sở Tài chính tỉnh Bắc Kạn",
+    )
     signed = sign_pdf(doc, org, trust=trust, appearance=appearance)
     text = _text(signed, tmp_path)
     assert "ĐẾN" in text and "Số: 1234" in text and "02/03/2025" in text
@@ -187,8 +228,9 @@ def test_text_anchor_finds_the_signer_name(doc):
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     reader = PdfFileReader(io.BytesIO(doc))
-    resolved = resolve(Placement.by_anchor(samples.SIGNER_NAME, width=150, height=60), reader,
-                       doc, (1, 1))
+    resolved = resolve(
+        Placement.by_anchor(samples.SIGNER_NAME, width=150, height=60), reader, doc, (1, 1)
+    )
     bx1, by1, bx2, by2 = resolved.box
     assert by1 >= y2 and by2 - by1 == 60 and abs((bx1 + bx2) / 2 - (x1 + x2) / 2) < 0.01
     with pytest.raises(NotFound):
@@ -201,23 +243,33 @@ def test_appearance_checks():
     with pytest.raises(InvalidInput):
         Appearance(StampKind.APPROVAL, signature_image=images.signature_png()).check()
     with pytest.raises(InvalidInput):
-        Appearance(StampKind.ISSUING, placement=Placement.at(0, (0, 0, 10, 10)),
-                   seal_image=images.seal_png()).check()
+        Appearance(
+            StampKind.ISSUING,
+            placement=Placement.at(0, (0, 0, 10, 10)),
+            seal_image=images.seal_png(),
+        ).check()
     with pytest.raises(InvalidInput):
         Appearance(StampKind.COPY, copy_kind="BẢN CHỤP", copying_org="X")
     with pytest.raises(InvalidInput, match="PNG"):
-        Appearance(StampKind.APPROVAL, placement=Placement.at(0, (0, 0, 10, 10)),
-                   signature_image=b"GIF89a....").check()
+        Appearance(
+            StampKind.APPROVAL,
+            placement=Placement.at(0, (0, 0, 10, 10)),
+            signature_image=b"GIF89a....",
+        ).check()
     with pytest.raises(InvalidInput):
         Placement.at(0, (10, 10, 5, 20))
     assert Appearance(StampKind.COPY, copy_kind="sao lục", copying_org="X").copy_kind is (
-        CopyKind.SAO_LUC)
+        CopyKind.SAO_LUC
+    )
 
 
 def test_placement_errors(env, doc):
     _, trust, person, _ = env
-    appearance = Appearance(StampKind.APPROVAL, placement=Placement.at(5, (0, 0, 50, 50)),
-                            signature_image=images.signature_png())
+    appearance = Appearance(
+        StampKind.APPROVAL,
+        placement=Placement.at(5, (0, 0, 50, 50)),
+        signature_image=images.signature_png(),
+    )
     with pytest.raises(InvalidInput, match="page 6"):
         sign_pdf(doc, person, trust=trust, appearance=appearance)
     appearance.placement = Placement.in_field("KhongCo")

@@ -81,8 +81,9 @@ def _revoke_worker(env: dict[str, str], name: str, serial: str) -> dict[str, Any
     started = time.monotonic()
     try:
         with ctx.db.session() as session:
-            status.revoke(session, ctx.authority, serial, RevocationReason.KEY_COMPROMISE,
-                          f"proc:{name}")
+            status.revoke(
+                session, ctx.authority, serial, RevocationReason.KEY_COMPROMISE, f"proc:{name}"
+            )
             time.sleep(HOLD_SECONDS)
         outcome = "revoked"
     except KysoError as exc:
@@ -168,24 +169,32 @@ def test_two_processes_issuing_at_once_never_share_a_serial(
     everything = serials["a"] + serials["b"]
     assert len(set(everything)) == 2 * PER_PROCESS
     with ctx.db.read() as session:
-        assert session.scalar(select(func.count()).select_from(Certificate)) \
+        assert (
+            session.scalar(select(func.count()).select_from(Certificate))
             == rows_before + 2 * PER_PROCESS
-        stored = set(session.execute(
-            select(Certificate.serial).where(Certificate.serial.in_(everything))
-        ).scalars())
-        issued_by = dict(session.execute(
-            select(AuditEntry.actor, func.count())
-            .where(AuditEntry.action == "certificate.issued",
-                   AuditEntry.actor.in_(["proc:a", "proc:b"]))
-            .group_by(AuditEntry.actor)
-        ).all())
+        )
+        stored = set(
+            session.execute(
+                select(Certificate.serial).where(Certificate.serial.in_(everything))
+            ).scalars()
+        )
+        issued_by = dict(
+            session.execute(
+                select(AuditEntry.actor, func.count())
+                .where(
+                    AuditEntry.action == "certificate.issued",
+                    AuditEntry.actor.in_(["proc:a", "proc:b"]),
+                )
+                .group_by(AuditEntry.actor)
+            ).all()
+        )
     assert stored == set(everything)
     assert issued_by == {"proc:a": PER_PROCESS, "proc:b": PER_PROCESS}
     assert _chain_ok(ctx) == entries_before + 2 * PER_PROCESS
 
 
 def test_two_processes_revoking_one_certificate_revoke_it_once(
-    shared: tuple[Context, dict[str, str]]
+    shared: tuple[Context, dict[str, str]],
 ) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -194,9 +203,11 @@ def test_two_processes_revoking_one_certificate_revoke_it_once(
     from kyso.store.models import Profile
 
     ctx, env = shared
-    spec = issuance.IssueSpec(Profile.INDIVIDUAL,
-                              parse_subject("CN=Nông Văn Hai,O=UBND huyện Ngân Sơn,C=VN"),
-                              ec.generate_private_key(ec.SECP256R1()).public_key())
+    spec = issuance.IssueSpec(
+        Profile.INDIVIDUAL,
+        parse_subject("CN=Nông Văn Hai,O=UBND huyện Ngân Sơn,C=VN"),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+    )
     with ctx.db.session() as session:
         serial = issuance.issue(session, ctx.authority, spec, "test").serial
 
@@ -209,11 +220,19 @@ def test_two_processes_revoking_one_certificate_revoke_it_once(
     assert loser["seconds"] >= HOLD_SECONDS * 0.8, results
     with ctx.db.read() as session:
         row = session.execute(select(Certificate).where(Certificate.serial == serial)).scalar_one()
-        revoked_events = session.scalar(select(func.count()).select_from(CertificateEvent).where(
-            CertificateEvent.certificate_id == row.id,
-            CertificateEvent.kind == CertEventKind.REVOKED))
-        audit_revocations = session.scalar(select(func.count()).select_from(AuditEntry).where(
-            AuditEntry.action == "certificate.revoked", AuditEntry.target == serial))
+        revoked_events = session.scalar(
+            select(func.count())
+            .select_from(CertificateEvent)
+            .where(
+                CertificateEvent.certificate_id == row.id,
+                CertificateEvent.kind == CertEventKind.REVOKED,
+            )
+        )
+        audit_revocations = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "certificate.revoked", AuditEntry.target == serial)
+        )
     assert row.status is CertStatus.REVOKED
     assert revoked_events == 1
     assert audit_revocations == 1

@@ -55,23 +55,28 @@ def _schema(database: Database) -> dict[str, Any]:
     schema: dict[str, Any] = {}
     for table in sorted(inspector.get_table_names()):
         schema[table] = {
-            "columns": [(c["name"], str(c["type"]), c["nullable"])
-                        for c in inspector.get_columns(table)],
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)
+            ],
             "pk": inspector.get_pk_constraint(table)["constrained_columns"],
-            "indexes": sorted((i["name"] or "", tuple(i["column_names"]), bool(i["unique"]))
-                              for i in inspector.get_indexes(table)),
-            "unique": sorted(tuple(u["column_names"])
-                             for u in inspector.get_unique_constraints(table)),
-            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"])
-                          for f in inspector.get_foreign_keys(table)),
+            "indexes": sorted(
+                (i["name"] or "", tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)
+            ),
+            "fks": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"])
+                for f in inspector.get_foreign_keys(table)
+            ),
         }
     return schema
 
 
 def _differences(database: Database, metadata: MetaData) -> list[Any]:
     with database.engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn, opts=COMPARE_OPTS),
-                                     metadata))
+        return list(compare_metadata(MigrationContext.configure(conn, opts=COMPARE_OPTS), metadata))
 
 
 def test_migrate_creates_every_model_table(db: Database) -> None:

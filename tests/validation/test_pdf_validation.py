@@ -62,8 +62,7 @@ def test_valid_signature_report(env, good):
     _, signed = good
     report = validate_pdf(signed, trust, name="quyet-dinh.pdf")
     sig = _only(report)
-    assert (report.document, report.document_kind, report.passed) == ("quyet-dinh.pdf", "pdf",
-                                                                      True)
+    assert (report.document, report.document_kind, report.passed) == ("quyet-dinh.pdf", "pdf", True)
     assert sig.indication is Indication.TOTAL_PASSED and sig.sub_indication is None
     assert sig.signer.subject.startswith("CN=Nguyễn Văn An")
     assert sig.integrity and sig.trusted_chain and sig.timestamp_trusted
@@ -96,17 +95,20 @@ def test_byte_flipped_inside_signed_content_is_hash_failure(env, good):
     _, signed = good
     marker = b"1 0 0 1 80 530 Tm"
     at = signed.index(marker)
-    tampered = signed[:at] + b"1 0 0 1 80 531 Tm" + signed[at + len(marker):]
+    tampered = signed[:at] + b"1 0 0 1 80 531 Tm" + signed[at + len(marker) :]
     sig = _only(validate_pdf(tampered, trust))
-    assert (sig.indication, sig.sub_indication) == (Indication.TOTAL_FAILED,
-                                                    SubIndication.HASH_FAILURE)
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    )
     assert not sig.integrity
     assert "changed after it was signed" in sig.message_en
     assert "bị sửa sau khi ký" in sig.message_vi
 
 
-@pytest.mark.parametrize("change", [samples.append_page, samples.change_text],
-                         ids=["new-page", "new-text"])
+@pytest.mark.parametrize(
+    "change", [samples.append_page, samples.change_text], ids=["new-page", "new-text"]
+)
 def test_content_changed_after_signing_is_flagged(env, good, change):
     _, trust = env
     _, signed = good
@@ -126,14 +128,14 @@ def test_signed_after_revocation_is_revoked(env, doc):
     ctx, trust = env
     signer, issued = pki.server_signer(ctx)
     with ctx.db.session() as session:
-        row = cert_status.revoke(session, ctx.authority, issued.serial,
-                                 RevocationReason.KEY_COMPROMISE, "test")
+        row = cert_status.revoke(
+            session, ctx.authority, issued.serial, RevocationReason.KEY_COMPROMISE, "test"
+        )
         revoked_at = row.revoked_at
     _one_second()
     signed = sign_pdf(doc, signer, trust=trust)
     sig = _only(validate_pdf(signed, trust))
-    assert (sig.indication, sig.sub_indication) == (Indication.TOTAL_FAILED,
-                                                    SubIndication.REVOKED)
+    assert (sig.indication, sig.sub_indication) == (Indication.TOTAL_FAILED, SubIndication.REVOKED)
     assert sig.revocation.status is RevocationStatus.REVOKED
     assert sig.revocation.source == "kyso-ca"
     assert sig.revocation.revoked_at == revoked_at
@@ -152,11 +154,14 @@ def test_revoked_after_signing(env, doc):
     stamped = sign_pdf(doc, signer, level=Level.B_T, trust=trust)
     _one_second()
     with ctx.db.session() as session:
-        cert_status.revoke(session, ctx.authority, issued.serial,
-                           RevocationReason.AFFILIATION_CHANGED, "test")
+        cert_status.revoke(
+            session, ctx.authority, issued.serial, RevocationReason.AFFILIATION_CHANGED, "test"
+        )
     sig = _only(validate_pdf(plain, trust))
-    assert (sig.indication, sig.sub_indication) == (Indication.INDETERMINATE,
-                                                    SubIndication.REVOKED_NO_POE)
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    )
     assert "no time-stamp proves" in sig.message_en
     sig = _only(validate_pdf(stamped, trust))
     assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
@@ -173,8 +178,10 @@ def test_suspended_signer(env, doc):
     _one_second()
     signed = sign_pdf(doc, signer, trust=trust)
     sig = _only(validate_pdf(signed, trust))
-    assert (sig.indication, sig.sub_indication) == (Indication.INDETERMINATE,
-                                                    SubIndication.TRY_LATER)
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.TRY_LATER,
+    )
     assert sig.revocation.status is RevocationStatus.SUSPENDED
     assert "suspended" in sig.message_en and "tạm dừng" in sig.message_vi
 
@@ -198,8 +205,10 @@ def test_untrusted_signer(env, doc):
     foreign = pki.ForeignCa.make().signer()
     signed = sign_pdf(doc, foreign)
     sig = _only(validate_pdf(signed, trust))
-    assert (sig.indication, sig.sub_indication) == (Indication.INDETERMINATE,
-                                                    SubIndication.NO_CERTIFICATE_CHAIN_FOUND)
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    )
     assert sig.integrity and not sig.trusted_chain
     assert sig.revocation.status is RevocationStatus.NOT_CHECKED
     assert sig.revocation.source == "none"
@@ -214,8 +223,10 @@ def test_time_stamp_from_an_untrusted_tsa(env, doc, good):
     signed = sign_pdf(doc, signer, level=Level.B_T, timestamper=stamper)
     sig = _only(validate_pdf(signed, trust))
     assert sig.trusted_chain and sig.timestamp_trusted is False
-    assert (sig.indication, sig.sub_indication) == (Indication.INDETERMINATE,
-                                                    SubIndication.NO_CERTIFICATE_CHAIN_FOUND)
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    )
     assert "time-stamping authority that is not trusted" in sig.message_en
 
 
@@ -250,10 +261,14 @@ def test_explain_is_format_neutral():
     moment = clock.now()
     info = CertificateInfo("CN=Lê Thị Hoa,O=Sở Y tế,C=VN", "CN=CA", "1", moment, moment)
     sig = SignatureReport(
-        Indication.TOTAL_FAILED, SubIndication.REVOKED, info, "CAdES-B-B",
+        Indication.TOTAL_FAILED,
+        SubIndication.REVOKED,
+        info,
+        "CAdES-B-B",
         claimed_signing_time=moment + timedelta(days=1),
-        revocation=RevocationEvidence(RevocationStatus.REVOKED, "kyso-ca", revoked_at=moment,
-                                      reason="superseded"),
+        revocation=RevocationEvidence(
+            RevocationStatus.REVOKED, "kyso-ca", revoked_at=moment, reason="superseded"
+        ),
     )
     vi, en = messages.explain(sig)
     assert vi.startswith("Chữ ký không hợp lệ (người ký: Lê Thị Hoa)")

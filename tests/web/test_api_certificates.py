@@ -62,9 +62,11 @@ def _ocsp_status(http: httpx.Client, server, pem: str) -> ocsp.OCSPCertStatus:
     leaf = x509.load_pem_x509_certificate(pem.encode())
     issuer = server.instance.ctx.authority.identity(IdentityRole.ISSUING).certificate
     request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()
-    reply = http.post(f"{server.url}/ocsp",
-                      content=request.public_bytes(serialization.Encoding.DER),
-                      headers={"content-type": "application/ocsp-request"})
+    reply = http.post(
+        f"{server.url}/ocsp",
+        content=request.public_bytes(serialization.Encoding.DER),
+        headers={"content-type": "application/ocsp-request"},
+    )
     response = ocsp.load_der_ocsp_response(reply.content)
     assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
     assert response.serial_number == leaf.serial_number
@@ -85,13 +87,27 @@ def test_issue_from_csr_returns_a_certificate_openssl_accepts(
     (tmp_path / "leaf.pem").write_text(issued["certificate_pem"])
     verify = subprocess.run(
         ["openssl", "verify", "-CAfile", tmp_path / "chain.pem", tmp_path / "leaf.pem"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     subject = subprocess.run(
-        ["openssl", "x509", "-in", tmp_path / "leaf.pem", "-noout", "-subject",
-         "-nameopt", "utf8,sep_comma_plus,dn_rev"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            "openssl",
+            "x509",
+            "-in",
+            tmp_path / "leaf.pem",
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "utf8,sep_comma_plus,dn_rev",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     assert "CN=Nguyễn Thị Hằng" in subject
     assert "O=UBND huyện Ba Bể" in subject
@@ -114,8 +130,9 @@ def test_list_pages_filters_and_searches(server, http: httpx.Client) -> None:
     headers = _token(server.instance.ctx, *(s.value for s in clients.Scope))
     tag = f"Tổ {secrets.token_hex(4)}"
     serials = [
-        _issue(http, server.url, headers,
-               subject=f"CN=Người {i},OU={tag},O=UBND tỉnh Bắc Kạn,C=VN")["serial"]
+        _issue(
+            http, server.url, headers, subject=f"CN=Người {i},OU={tag},O=UBND tỉnh Bắc Kạn,C=VN"
+        )["serial"]
         for i in range(3)
     ]
     url = f"{server.url}{API}"
@@ -152,7 +169,7 @@ def test_show_and_pem(server, http: httpx.Client) -> None:
     assert shown.json()["not_after"] == issued["not_after"]
     # The serial as people copy it from certificate viewers: upper case with colons.
     serial = issued["serial"].upper()
-    colons = ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))
+    colons = ":".join(serial[i : i + 2] for i in range(0, len(serial), 2))
     by_colons = http.get(f"{server.url}{API}/{colons}", headers=headers)
     assert by_colons.json()["serial"] == issued["serial"]
     pem = http.get(f"{url}/pem", headers=headers)
@@ -161,8 +178,9 @@ def test_show_and_pem(server, http: httpx.Client) -> None:
 
 
 def test_suspend_restore_revoke_change_the_ocsp_answer(server, http: httpx.Client) -> None:
-    headers = _token(server.instance.ctx, "certificates:issue", "certificates:revoke",
-                     "certificates:read")
+    headers = _token(
+        server.instance.ctx, "certificates:issue", "certificates:revoke", "certificates:read"
+    )
     issued = _issue(http, server.url, headers)
     pem = issued["certificate_pem"]
     url = f"{server.url}{API}/{issued['serial']}"
@@ -190,8 +208,12 @@ def test_suspend_restore_revoke_change_the_ocsp_answer(server, http: httpx.Clien
 
 def test_without_a_token_the_api_answers_401(server, http: httpx.Client) -> None:
     url = f"{server.url}{API}"
-    for headers in ({}, {"authorization": "Bearer kyso_not-a-real-token"},
-                    {"authorization": "Basic dXNlcjpwYXNz"}, {"authorization": "Bearer"}):
+    for headers in (
+        {},
+        {"authorization": "Bearer kyso_not-a-real-token"},
+        {"authorization": "Basic dXNlcjpwYXNz"},
+        {"authorization": "Bearer"},
+    ):
         for response in (
             http.get(url, headers=headers),
             http.post(url, json={"profile": "individual", "csr": _csr()}, headers=headers),

@@ -69,8 +69,9 @@ def _pem(der: bytes, label: str = "CERTIFICATE REQUEST") -> str:
 def _tampered_csr() -> str:
     """A CSR whose signature no longer matches: one bit flipped in the signature."""
     der = bytearray(
-        x509.load_pem_x509_csr(_csr_pem(rsa.generate_private_key(65537, 2048)).encode())
-        .public_bytes(serialization.Encoding.DER)
+        x509.load_pem_x509_csr(
+            _csr_pem(rsa.generate_private_key(65537, 2048)).encode()
+        ).public_bytes(serialization.Encoding.DER)
     )
     der[-10] ^= 0x01
     return _pem(bytes(der))
@@ -109,8 +110,11 @@ def test_issue_body_that_is_not_the_right_json_is_422(api, http: httpx.Client) -
         "number": "42",
     }
     for label, text in raw.items():
-        response = http.post(f"{url}{API}", content=text.encode(),
-                             headers={**headers, "content-type": "application/json"})
+        response = http.post(
+            f"{url}{API}",
+            content=text.encode(),
+            headers={**headers, "content-type": "application/json"},
+        )
         _refused(response, 422, "invalid_input", label)
     bodies: dict[str, object] = {
         "no fields": {},
@@ -128,8 +132,11 @@ def test_issue_body_that_is_not_the_right_json_is_422(api, http: httpx.Client) -
         "emails a string": {"profile": "individual", "csr": csr, "emails": "a@backan.gov.vn"},
         "emails numbers": {"profile": "individual", "csr": csr, "emails": [1, 2]},
         "emails null item": {"profile": "individual", "csr": csr, "emails": [None]},
-        "eleven emails": {"profile": "individual", "csr": csr,
-                          "emails": [f"u{i}@backan.gov.vn" for i in range(11)]},
+        "eleven emails": {
+            "profile": "individual",
+            "csr": csr,
+            "emails": [f"u{i}@backan.gov.vn" for i in range(11)],
+        },
         "days text": {"profile": "individual", "csr": csr, "days": "abc"},
         "days fraction": {"profile": "individual", "csr": csr, "days": 1.5},
         "days zero": {"profile": "individual", "csr": csr, "days": 0},
@@ -143,11 +150,15 @@ def test_issue_body_that_is_not_the_right_json_is_422(api, http: httpx.Client) -
 
 def test_issue_body_in_another_format_is_refused(api, http: httpx.Client) -> None:
     url, headers, _ctx = api
-    form = http.post(f"{url}{API}", data={"profile": "individual", "csr": _csr_pem()},
-                     headers=headers)
+    form = http.post(
+        f"{url}{API}", data={"profile": "individual", "csr": _csr_pem()}, headers=headers
+    )
     _refused(form, 422, "invalid_input", "form")
-    deep = http.post(f"{url}{API}", content=b"[" * 100_000,
-                     headers={**headers, "content-type": "application/json"})
+    deep = http.post(
+        f"{url}{API}",
+        content=b"[" * 100_000,
+        headers={**headers, "content-type": "application/json"},
+    )
     assert 400 <= deep.status_code < 500, deep.text
     _refused(deep, deep.status_code)
 
@@ -155,16 +166,19 @@ def test_issue_body_in_another_format_is_refused(api, http: httpx.Client) -> Non
 def test_unknown_or_non_subscriber_profile_is_422(api, http: httpx.Client) -> None:
     url, headers, _ctx = api
     for profile in ("nonexistent", "INDIVIDUAL", "", "root-ca", "sub-ca", "tsa", "ocsp"):
-        response = http.post(f"{url}{API}", json={"profile": profile, "csr": _csr_pem()},
-                             headers=headers)
+        response = http.post(
+            f"{url}{API}", json={"profile": profile, "csr": _csr_pem()}, headers=headers
+        )
         _refused(response, 422, "invalid_input", profile)
 
 
 def test_malformed_csr_is_422_malformed_csr(api, http: httpx.Client) -> None:
     url, headers, _ctx = api
     good = _csr_pem()
-    certificate = _pem(x509.load_pem_x509_csr(good.encode()).public_bytes(
-        serialization.Encoding.DER), "CERTIFICATE")
+    certificate = _pem(
+        x509.load_pem_x509_csr(good.encode()).public_bytes(serialization.Encoding.DER),
+        "CERTIFICATE",
+    )
     csrs = {
         "garbage": "this is not a certificate request",
         "empty": "",
@@ -177,8 +191,9 @@ def test_malformed_csr_is_422_malformed_csr(api, http: httpx.Client) -> None:
         "NUL inside": good.replace("\n", "\x00", 1),
     }
     for label, csr in csrs.items():
-        response = http.post(f"{url}{API}", json={"profile": "individual", "csr": csr},
-                             headers=headers)
+        response = http.post(
+            f"{url}{API}", json={"profile": "individual", "csr": csr}, headers=headers
+        )
         _refused(response, 422, "malformed_csr", label)
 
 
@@ -192,24 +207,43 @@ def test_weak_key_in_csr_is_422_weak_key(api, http: httpx.Client) -> None:
         "Ed25519": ed25519.Ed25519PrivateKey.generate(),
     }
     for label, key in keys.items():
-        response = http.post(f"{url}{API}", json={"profile": "individual", "csr": _csr_pem(key)},
-                             headers=headers)
+        response = http.post(
+            f"{url}{API}", json={"profile": "individual", "csr": _csr_pem(key)}, headers=headers
+        )
         _refused(response, 422, "weak_key", label)
 
 
 def test_bad_subject_or_email_is_422(api, http: httpx.Client) -> None:
     url, headers, _ctx = api
     subjects = [
-        "garbage", "CN=", "O=UBND tỉnh Bắc Kạn", "CN=A,C=Vietnam", "CN=A,C=vn",
-        "CN=" + "a" * 65, "CN=A,DC=vn", "CN=A,1.2.840.113549.1.9.1=a@b.vn", "CN=a\x00b", "   ",
+        "garbage",
+        "CN=",
+        "O=UBND tỉnh Bắc Kạn",
+        "CN=A,C=Vietnam",
+        "CN=A,C=vn",
+        "CN=" + "a" * 65,
+        "CN=A,DC=vn",
+        "CN=A,1.2.840.113549.1.9.1=a@b.vn",
+        "CN=a\x00b",
+        "   ",
     ]
     for subject in subjects:
         body = {"profile": "organization", "csr": _csr_pem(), "subject": subject}
         response = http.post(f"{url}{API}", json=body, headers=headers)
         _refused(response, 422, "invalid_input", subject)
     emails = [
-        "@", "a@", "a@b@c.vn", "@backan.gov.vn", "a@backan.gov.vn\x00", "a@-..", "a b@c.vn",
-        "lan@bắckạn.vn", "lan@localhost", "", "a@b_c.vn", "x" * 65 + "@backan.gov.vn",
+        "@",
+        "a@",
+        "a@b@c.vn",
+        "@backan.gov.vn",
+        "a@backan.gov.vn\x00",
+        "a@-..",
+        "a b@c.vn",
+        "lan@bắckạn.vn",
+        "lan@localhost",
+        "",
+        "a@b_c.vn",
+        "x" * 65 + "@backan.gov.vn",
     ]
     for email in emails:
         body = {"profile": "individual", "csr": _csr_pem(), "emails": [email]}
@@ -219,9 +253,11 @@ def test_bad_subject_or_email_is_422(api, http: httpx.Client) -> None:
 
 def test_overlong_street_is_422_not_lint_failed(api, http: httpx.Client) -> None:
     url, headers, _ctx = api
-    response = http.post(f"{url}{API}", json={"profile": "organization", "csr": _csr_pem(),
-                                               "subject": "CN=A,STREET=" + "x" * 200},
-                         headers=headers)
+    response = http.post(
+        f"{url}{API}",
+        json={"profile": "organization", "csr": _csr_pem(), "subject": "CN=A,STREET=" + "x" * 200},
+        headers=headers,
+    )
     _refused(response, 422, "invalid_input")
 
 
@@ -231,17 +267,24 @@ def test_overlong_street_is_422_not_lint_failed(api, http: httpx.Client) -> None
 def test_unknown_serial_is_404(api, http: httpx.Client) -> None:
     url, headers, _ctx = api
     for serial in ("abcdef0123456789abcdef0123456789", "not-hex", "0", "f" * 41, "%00", "%FF"):
-        for method, suffix in (("GET", ""), ("GET", "/pem"), ("POST", "/suspend"),
-                               ("POST", "/restore"), ("POST", "/revoke")):
-            response = http.request(method, f"{url}{API}/{serial}{suffix}",
-                                    json={} if method == "POST" else None,
-                                    headers=headers)
+        for method, suffix in (
+            ("GET", ""),
+            ("GET", "/pem"),
+            ("POST", "/suspend"),
+            ("POST", "/restore"),
+            ("POST", "/revoke"),
+        ):
+            response = http.request(
+                method,
+                f"{url}{API}/{serial}{suffix}",
+                json={} if method == "POST" else None,
+                headers=headers,
+            )
             _refused(response, 404, "not_found", f"{method} {serial}{suffix}")
 
 
 def _issue(http: httpx.Client, url: str, headers: dict[str, str], csr: str) -> str:
-    response = http.post(f"{url}{API}", json={"profile": "individual", "csr": csr},
-                         headers=headers)
+    response = http.post(f"{url}{API}", json={"profile": "individual", "csr": csr}, headers=headers)
     assert response.status_code == 201, response.text
     return str(response.json()["serial"])
 
@@ -254,8 +297,12 @@ def test_status_changes_that_are_not_allowed(server, http: httpx.Client) -> None
     one = f"{url}{API}/{serial}"
     before = _count(ctx)
 
-    _refused(http.post(f"{one}/restore", json={}, headers=headers),
-             409, "invalid_transition", "restore a good certificate")
+    _refused(
+        http.post(f"{one}/restore", json={}, headers=headers),
+        409,
+        "invalid_transition",
+        "restore a good certificate",
+    )
     bad_bodies: dict[str, object] = {
         "hold is not a revocation": {"reason": "certificate-hold"},
         "removeFromCRL is not a revocation": {"reason": "remove-from-crl"},
@@ -267,30 +314,51 @@ def test_status_changes_that_are_not_allowed(server, http: httpx.Client) -> None
         "note with NUL": {"note": "a\x00b"},
     }
     for label, body in bad_bodies.items():
-        _refused(http.post(f"{one}/revoke", json=body, headers=headers), 422,
-                 "invalid_input", label)
+        _refused(
+            http.post(f"{one}/revoke", json=body, headers=headers), 422, "invalid_input", label
+        )
     for label, text in {"no body": "", "null": "null", "array": "[]", "not JSON": "{"}.items():
-        _refused(http.post(f"{one}/revoke", content=text.encode(),
-                           headers={**headers, "content-type": "application/json"}),
-                 422, "invalid_input", label)
-    _refused(http.post(f"{one}/suspend", json={"note": "a\x00b"}, headers=headers),
-             422, "invalid_input", "suspend note with NUL")
+        _refused(
+            http.post(
+                f"{one}/revoke",
+                content=text.encode(),
+                headers={**headers, "content-type": "application/json"},
+            ),
+            422,
+            "invalid_input",
+            label,
+        )
+    _refused(
+        http.post(f"{one}/suspend", json={"note": "a\x00b"}, headers=headers),
+        422,
+        "invalid_input",
+        "suspend note with NUL",
+    )
     assert http.get(one, headers=headers).json()["status"] == "good"
 
     assert http.post(f"{one}/suspend", json={}, headers=headers).status_code == 200
-    _refused(http.post(f"{one}/suspend", json={}, headers=headers),
-             409, "invalid_transition", "suspend twice")
+    _refused(
+        http.post(f"{one}/suspend", json={}, headers=headers),
+        409,
+        "invalid_transition",
+        "suspend twice",
+    )
     revoked = http.post(f"{one}/revoke", json={"reason": "key-compromise"}, headers=headers)
     assert revoked.status_code == 200, revoked.text
     for action in ("revoke", "suspend", "restore"):
-        _refused(http.post(f"{one}/{action}", json={}, headers=headers),
-                 409, "invalid_transition", f"{action} after revocation")
+        _refused(
+            http.post(f"{one}/{action}", json={}, headers=headers),
+            409,
+            "invalid_transition",
+            f"{action} after revocation",
+        )
     shown = http.get(one, headers=headers).json()
     assert (shown["status"], shown["reason"]) == ("revoked", "key-compromise")
 
     # The key was revoked as compromised: a new request for it is refused.
-    again = http.post(f"{url}{API}", json={"profile": "individual", "csr": _csr_pem(key)},
-                      headers=headers)
+    again = http.post(
+        f"{url}{API}", json={"profile": "individual", "csr": _csr_pem(key)}, headers=headers
+    )
     _refused(again, 422, "compromised_key", "compromised key")
     assert _count(ctx) == before
 
@@ -300,9 +368,18 @@ def test_status_changes_that_are_not_allowed(server, http: httpx.Client) -> None
 
 def test_bad_list_parameters_are_422(api, http: httpx.Client) -> None:
     url, headers, _ctx = api
-    for params in ({"limit": "0"}, {"limit": "501"}, {"limit": "abc"}, {"offset": "-1"},
-                   {"offset": str(10**22)}, {"status": "bogus"}, {"profile": "bogus"},
-                   {"q": "x" * 201}, {"q": "\x00"}, {"q": "Bắc\x00Kạn"}):
+    for params in (
+        {"limit": "0"},
+        {"limit": "501"},
+        {"limit": "abc"},
+        {"offset": "-1"},
+        {"offset": str(10**22)},
+        {"status": "bogus"},
+        {"profile": "bogus"},
+        {"q": "x" * 201},
+        {"q": "\x00"},
+        {"q": "Bắc\x00Kạn"},
+    ):
         response = http.get(f"{url}{API}", params=params, headers=headers)
         _refused(response, 422, "invalid_input", str(params))
 
@@ -322,11 +399,17 @@ def _chunks(total: int) -> Iterator[bytes]:
 @pytest.mark.parametrize("path", [API, "/ocsp", "/tsa", f"{API}/abcdef/revoke"])
 def test_body_over_the_upload_limit_is_413(api, http: httpx.Client, path: str) -> None:
     url, headers, _ctx = api
-    honest = http.post(f"{url}{path}", content=b"x" * (MAX_UPLOAD + 1),
-                       headers={**headers, "content-type": "application/json"})
+    honest = http.post(
+        f"{url}{path}",
+        content=b"x" * (MAX_UPLOAD + 1),
+        headers={**headers, "content-type": "application/json"},
+    )
     _refused(honest, 413, "too_large", "with Content-Length")
-    chunked = http.post(f"{url}{path}", content=_chunks(MAX_UPLOAD + 1),
-                        headers={**headers, "content-type": "application/json"})
+    chunked = http.post(
+        f"{url}{path}",
+        content=_chunks(MAX_UPLOAD + 1),
+        headers={**headers, "content-type": "application/json"},
+    )
     _refused(chunked, 413, "too_large", "chunked")
 
 
@@ -356,10 +439,22 @@ def test_pki_paths_that_name_nothing_are_404_json(server, http: httpx.Client) ->
     url, ctx = server.url, server.instance.ctx
     ocsp_id = ctx.authority.identity(IdentityRole.OCSP).id
     tsa_id = ctx.authority.identity(IdentityRole.TSA).id
-    for path in ("/crl/abc.crl", "/crl/999.crl", "/crl/abc-delta.crl", "/crl/999-delta.crl",
-                 "/crl/-1.crl", "/crl/0.crl", "/crl/99999999999999999999.crl",
-                 f"/crl/{tsa_id}.crl", "/ca/999.crt", "/ca/0.crt", "/ca/-1.crt",
-                 "/ca/99999999999999999999.crt", f"/ca/{ocsp_id}.crt", "/nowhere"):
+    for path in (
+        "/crl/abc.crl",
+        "/crl/999.crl",
+        "/crl/abc-delta.crl",
+        "/crl/999-delta.crl",
+        "/crl/-1.crl",
+        "/crl/0.crl",
+        "/crl/99999999999999999999.crl",
+        f"/crl/{tsa_id}.crl",
+        "/ca/999.crt",
+        "/ca/0.crt",
+        "/ca/-1.crt",
+        "/ca/99999999999999999999.crt",
+        f"/ca/{ocsp_id}.crt",
+        "/nowhere",
+    ):
         _refused(http.get(f"{url}{path}"), 404, "not_found", path)
     _refused(http.get(f"{url}/ca/abc.crt"), 422, "invalid_input", "/ca/abc.crt")
     _refused(http.get(f"{url}/tsa"), 405, "method_not_allowed", "GET /tsa")

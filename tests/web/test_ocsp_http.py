@@ -76,9 +76,22 @@ def _openssl_ocsp(
     """Ask the responder at ``url`` through `openssl ocsp`; stdout and stderr together."""
     what = target if target is not None else ("-cert", files.leaf)
     return subprocess.run(
-        ["openssl", "ocsp", "-issuer", files.issuing, *what, "-url", f"{url}/ocsp",
-         "-CAfile", files.chain, *extra],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            files.issuing,
+            *what,
+            "-url",
+            f"{url}/ocsp",
+            "-CAfile",
+            files.chain,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -149,7 +162,11 @@ def test_serial_never_issued_is_unknown(server, tmp_path: Path) -> None:
     files = _issue(server.instance.ctx, tmp_path)
     for nonce in ((), ("-no_nonce",)):
         result = _openssl_ocsp(
-            server.url, files, *nonce, "-respout", tmp_path / "unknown.der",
+            server.url,
+            files,
+            *nonce,
+            "-respout",
+            tmp_path / "unknown.der",
             target=("-serial", UNKNOWN_SERIAL),
         )
         out = _output(result)
@@ -212,9 +229,20 @@ def test_responder_with_keys_in_softhsm(hsm_server, tmp_path: Path) -> None:
 def _request_der(files: Files, tmp_path: Path) -> bytes:
     out = tmp_path / "req.der"
     subprocess.run(
-        ["openssl", "ocsp", "-issuer", files.issuing, "-cert", files.leaf, "-no_nonce",
-         "-reqout", out],
-        check=True, capture_output=True, timeout=30,
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            files.issuing,
+            "-cert",
+            files.leaf,
+            "-no_nonce",
+            "-reqout",
+            out,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     return out.read_bytes()
 
@@ -263,9 +291,22 @@ def test_get_answer_is_presigned_cacheable_and_changes_on_revocation(
     assert _single(first.content)["cert_status"].name == "good"
     (tmp_path / "resp.der").write_bytes(first.content)
     parsed = subprocess.run(
-        ["openssl", "ocsp", "-respin", tmp_path / "resp.der", "-issuer", files.issuing,
-         "-cert", files.leaf, "-CAfile", files.chain],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            "openssl",
+            "ocsp",
+            "-respin",
+            tmp_path / "resp.der",
+            "-issuer",
+            files.issuing,
+            "-cert",
+            files.leaf,
+            "-CAfile",
+            files.chain,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert "Response verify OK" in _output(parsed), _output(parsed)
     assert f"{files.leaf}: good" in _output(parsed)
@@ -293,8 +334,10 @@ def test_post_without_nonce_is_the_same_presigned_answer_as_get(
     request_der = _request_der(files, tmp_path)
     by_get = _get(http, server.url, request_der)
     by_post = http.post(
-        f"{server.url}/ocsp", content=request_der,
-        headers={"content-type": "application/ocsp-request"}, timeout=30,
+        f"{server.url}/ocsp",
+        content=request_der,
+        headers={"content-type": "application/ocsp-request"},
+        timeout=30,
     )
     assert by_post.status_code == 200
     assert by_post.content == by_get.content
@@ -323,8 +366,10 @@ def test_malformed_requests_get_malformed_request(
     }
     for label, body in bodies.items():
         response = http.post(
-            f"{server.url}/ocsp", content=body,
-            headers={"content-type": "application/ocsp-request"}, timeout=30,
+            f"{server.url}/ocsp",
+            content=body,
+            headers={"content-type": "application/ocsp-request"},
+            timeout=30,
         )
         assert _status_of(response) == "malformed_request", label
     for encoded in ("not-base64!!", quote(base64.b64encode(whole[:20]).decode(), safe="")):
@@ -357,9 +402,19 @@ def test_issuer_the_ca_does_not_know_is_unauthorized(
 ) -> None:
     foreign = _foreign_issuer(tmp_path)
     subprocess.run(
-        ["openssl", "ocsp", "-issuer", foreign, "-serial", UNKNOWN_SERIAL, "-reqout",
-         tmp_path / "foreign.der"],
-        check=True, capture_output=True, timeout=30,
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            foreign,
+            "-serial",
+            UNKNOWN_SERIAL,
+            "-reqout",
+            tmp_path / "foreign.der",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     request_der = (tmp_path / "foreign.der").read_bytes()
     posted = http.post(f"{server.url}/ocsp", content=request_der)

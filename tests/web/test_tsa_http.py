@@ -30,7 +30,9 @@ def _query(tmp_path: Path, data: bytes = "Công văn số 12/UBND-VP".encode()) 
     query = tmp_path / "q.tsq"
     subprocess.run(
         ["openssl", "ts", "-query", "-data", document, "-sha256", "-cert", "-out", query],
-        check=True, capture_output=True, timeout=30,
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     return query
 
@@ -48,9 +50,23 @@ def _verify(server, tmp_path: Path, query: Path, reply: bytes) -> subprocess.Com
     response = tmp_path / "r.tsr"
     response.write_bytes(reply)
     return subprocess.run(
-        ["openssl", "ts", "-verify", "-in", response, "-queryfile", query,
-         "-CAfile", chain, "-untrusted", tsa],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-in",
+            response,
+            "-queryfile",
+            query,
+            "-CAfile",
+            chain,
+            "-untrusted",
+            tsa,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -82,7 +98,8 @@ def test_time_stamp_for_another_document_does_not_verify(
 
 
 @pytest.mark.parametrize(
-    "body", [b"garbage, not a TimeStampReq", b"", b"\x30\x03\x02\x01\x01"],
+    "body",
+    [b"garbage, not a TimeStampReq", b"", b"\x30\x03\x02\x01\x01"],
     ids=["garbage", "empty", "wrong-structure"],
 )
 def test_bad_query_gets_a_rejection_not_an_error(server, http: httpx.Client, body: bytes) -> None:

@@ -1,0 +1,465 @@
+"""People who log in to kyso, their roles and how they prove who they are.
+
+Passwords are kept only as Argon2id hashes. Five failed attempts in a row (password or one-time
+code) lock the account for 15 minutes. The province administrator and the auditor — who can see
+and, for the administrator, change everything — also give a TOTP code (RFC 6238) from an
+authenticator app. Neither a password nor a TOTP secret is ever written to the audit log or a
+log file.
+
+Logging in returns a :class:`LoginResult` instead of raising, so the caller commits the failed
+attempt count (an exception would roll it back and make guessing free).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kyso import clock
+from kyso.audit.log import Event, record
+from kyso.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from kyso.registry import fields as f
+from kyso.registry import totp
+from kyso.registry.access import Action, Principal, require, visible
+from kyso.store.models import Organization, Person, Role, User
+
+MAX_FAILURES = 5
+LOCK_DURATION = timedelta(minutes=15)
+TOTP_ROLES = frozenset({Role.PROVINCE_ADMIN, Role.AUDITOR})
+UNIT_ROLES = frozenset({Role.UNIT_OFFICER, Role.SIGNER})  # confined to a unit: need one
+
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{2,99}")
+# Argon2id at OWASP's recommended floor (19 MiB, 2 passes, 1 lane): ~0.1 s per check on the
+# small servers a province runs, so a login burst cannot starve the signing services. Hashes
+# made with other parameters are upgraded at the next successful login (check_needs_rehash).
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher.hash("kyso: no such user, same cost")
+
+
+class LoginStatus(enum.StrEnum):
+    OK = "ok"
+    NEEDS_TOTP = "needs_totp"  # password right; ask for the one-time code
+    TOTP_NOT_ENROLLED = "totp_not_enrolled"  # the role needs TOTP but none is set up
+    FAILED = "failed"
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    status: LoginStatus
+    user: User | None = None
+    locked_until: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is LoginStatus.OK
+
+    def raise_for_status(self) -> User:
+        """The user when logged in; otherwise the error to show (after committing)."""
+        if self.status is LoginStatus.OK:
+            assert self.user is not None
+            return self.user
+        if self.status is LoginStatus.LOCKED:
+            until = clock.local(self.locked_until).strftime("%H:%M") if self.locked_until else ""
+            raise Unauthenticated(
+                f"too many failed attempts; the account is locked until {until}",
+                vi=f"sai quá nhiều lần; tài khoản bị tạm khóa đến {until}",
+            )
+        if self.status is LoginStatus.NEEDS_TOTP:
+            raise Unauthenticated(
+                "enter the 6-digit code from your authenticator app",
+                vi="nhập mã 6 chữ số từ ứng dụng xác thực",
+            )
+        if self.status is LoginStatus.TOTP_NOT_ENROLLED:
+            raise Unauthenticated(
+                "this role needs a second factor: ask the administrator to enrol one",
+                vi="vai trò này cần xác thực hai lớp: đề nghị quản trị viên đăng ký",
+            )
+        raise Unauthenticated(
+            "wrong user name, password or code", vi="sai tên đăng nhập, mật khẩu hoặc mã xác thực"
+        )
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    """Shown once to the user (as text and as a QR code of ``uri``); never logged."""
+
+    secret: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class UserInput:
+    username: str
+    full_name: str
+    password: str
+    role: Role
+    unit: str | None = None  # public id of the user's unit
+    email: str | None = None
+    person: str | None = None  # public id of the subscriber record, for signers
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: User
+    totp: TotpEnrolment | None
+
+
+def needs_totp(user: User) -> bool:
+    return user.role in TOTP_ROLES or user.totp_secret is not None
+
+
+def principal_for_user(session: Session, user: User) -> Principal:
+    """What a logged-in user may do: their role, confined to their unit's subtree."""
+    path = None
+    if user.organization_id is not None:
+        org = session.get(Organization, user.organization_id)
+        path = org.path if org is not None else None
+    return Principal(
+        actor=f"user:{user.username}",
+        role=user.role,
+        user_id=user.id,
+        organization_id=user.organization_id,
+        org_path=path,
+    )
+
+
+def _check_password(password: str, username: str) -> None:
+    problem = f.password_problem(password, username)
+    if problem is not None:
+        raise f.invalid([problem])
+
+
+def _username(value: str) -> str:
+    name = value.strip().lower()
+    if not _USERNAME.fullmatch(name):
+        raise f.invalid(
+            [
+                f.FieldProblem(
+                    "username",
+                    "must be 3–100 of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+                    "gồm 3–100 ký tự a-z, 0-9, '.', '_', '-', bắt đầu bằng chữ hoặc số",
+                )
+            ]
+        )
+    return name
+
+
+def _enrolment(user: User) -> TotpEnrolment:
+    secret = totp.generate_secret()
+    user.totp_secret = secret
+    user.totp_last_step = None
+    return TotpEnrolment(secret, totp.provisioning_uri(secret, user.username))
+
+
+def create(principal: Principal, session: Session, data: UserInput) -> NewUser:
+    """Add a user; roles that need TOTP get a secret at once (returned, shown once)."""
+    unit = None
+    if data.unit is not None:
+        unit = session.execute(
+            select(Organization).where(Organization.public_id == data.unit)
+        ).scalar_one_or_none()
+        if unit is None:
+            raise NotFound(f"organization {data.unit}", vi=f"đơn vị {data.unit}")
+    require(principal, Action.USER_ADMIN, unit.path if unit else None)
+    username = _username(data.username)
+    role = Role(data.role)
+    if role in UNIT_ROLES and unit is None:
+        raise f.invalid(
+            [
+                f.FieldProblem(
+                    "unit", f"a {role.value} needs a unit", f"vai trò {role.value} cần có đơn vị"
+                )
+            ]
+        )
+    c = f.Collector()
+    full_name = c.check(lambda: f.text("full_name", data.full_name, max_length=200, required=True))
+    email = c.check(lambda: f.email("email", data.email))
+    problem = f.password_problem(data.password, username)
+    if problem is not None:
+        c.problems.append(problem)
+    c.raise_if_any()
+    person = None
+    if data.person is not None:
+        row = session.execute(
+            select(Person, Organization.path)
+            .join(Organization, Person.organization_id == Organization.id)
+            .where(Person.public_id == data.person)
+        ).first()
+        if row is None:
+            raise NotFound(f"person {data.person}", vi=f"thuê bao {data.person}")
+        person = row[0]
+        require(principal, Action.PERSON_READ, row[1])
+    if session.execute(select(User.id).where(User.username == username)).first():
+        raise Conflict(f"user name {username} is taken", vi=f"tên đăng nhập {username} đã có")
+    now = clock.now()
+    user = User(
+        public_id=f.new_public_id(),
+        username=username,
+        full_name=full_name or "",
+        email=email,
+        password_hash=_hasher.hash(data.password),
+        role=role,
+        organization_id=unit.id if unit else None,
+        person_id=person.id if person else None,
+        failed_logins=0,
+        password_changed_at=now,
+        active=True,
+        created_at=now,
+    )
+    enrolment = _enrolment(user) if role in TOTP_ROLES else None
+    session.add(user)
+    session.flush()
+    record(
+        session,
+        Event(
+            principal.actor,
+            "user.created",
+            user.public_id,
+            {
+                "username": username,
+                "role": role.value,
+                "unit": unit.public_id if unit else None,
+                "totp": enrolment is not None,
+            },
+        ),
+    )
+    return NewUser(user, enrolment)
+
+
+def _load(session: Session, public_id: str) -> tuple[User, str | None]:
+    row = session.execute(
+        select(User, Organization.path)
+        .outerjoin(Organization, User.organization_id == Organization.id)
+        .where(User.public_id == public_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"user {public_id}", vi=f"người dùng {public_id}")
+    return row[0], row[1]
+
+
+def get(principal: Principal, session: Session, public_id: str) -> User:
+    user, path = _load(session, public_id)
+    if principal.user_id != user.id:
+        require(principal, Action.USER_ADMIN, path)
+    return user
+
+
+def by_username(session: Session, username: str) -> User | None:
+    return session.execute(
+        select(User).where(User.username == username.strip().lower())
+    ).scalar_one_or_none()
+
+
+def search(
+    principal: Principal,
+    session: Session,
+    *,
+    q: str | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> f.Page[User]:
+    require(principal, Action.USER_ADMIN)
+    query = (
+        select(User)
+        .outerjoin(Organization, User.organization_id == Organization.id)
+        .order_by(User.username)
+    )
+    if not principal.province_wide:
+        query = query.where(visible(principal, Organization.path))
+    if role is not None:
+        query = query.where(User.role == role)
+    if active is not None:
+        query = query.where(User.active == active)
+    rows = list(session.execute(query).scalars())
+    if q:
+        needle = f.fold(q)
+        rows = [u for u in rows if needle in f.fold(u.username) or needle in f.fold(u.full_name)]
+    return f.Page(rows[offset : offset + limit], len(rows), offset, limit)
+
+
+# -- logging in -------------------------------------------------------------------------------
+def _verify_password(user: User, password: str) -> bool:
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return True
+
+
+def _fail(session: Session, user: User, now: datetime, why: str) -> LoginResult:
+    user.failed_logins = (user.failed_logins or 0) + 1
+    events = [
+        Event(
+            f"user:{user.username}",
+            "user.login_failed",
+            user.public_id,
+            {"reason": why, "failures": user.failed_logins},
+        )
+    ]
+    status = LoginStatus.FAILED
+    if user.failed_logins >= MAX_FAILURES:
+        user.locked_until = now + LOCK_DURATION
+        user.failed_logins = 0
+        status = LoginStatus.LOCKED
+        events.append(
+            Event("system", "user.locked", user.public_id, {"until": user.locked_until.isoformat()})
+        )
+    record(session, *events)
+    return LoginResult(status, None, user.locked_until)
+
+
+def _locked(user: User, now: datetime) -> bool:
+    if user.locked_until is None:
+        return False
+    if now < user.locked_until:
+        return True
+    user.locked_until = None  # the lock ran out: a fresh count
+    user.failed_logins = 0
+    return False
+
+
+def _succeed(session: Session, user: User, now: datetime, factors: str) -> LoginResult:
+    user.failed_logins = 0
+    user.last_login_at = now
+    record(
+        session, Event(f"user:{user.username}", "user.login", user.public_id, {"factors": factors})
+    )
+    return LoginResult(LoginStatus.OK, user)
+
+
+def login(
+    session: Session,
+    username: str,
+    password: str,
+    totp_code: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> LoginResult:
+    """Check a password (and, where the role needs it, a TOTP code). Commit the session
+    whatever the result: failed attempts are counted in it."""
+    now = now or clock.now()
+    user = by_username(session, username)
+    if user is None or not user.active:
+        with suppress(VerificationError):  # the same Argon2 cost whether or not they exist
+            _hasher.verify(_dummy_hash(), password)
+        return LoginResult(LoginStatus.FAILED)
+    if _locked(user, now):
+        return LoginResult(LoginStatus.LOCKED, None, user.locked_until)
+    if not _verify_password(user, password):
+        return _fail(session, user, now, "password")
+    if not needs_totp(user):
+        return _succeed(session, user, now, "password")
+    if user.totp_secret is None:
+        return LoginResult(LoginStatus.TOTP_NOT_ENROLLED)
+    if totp_code is None:
+        return LoginResult(LoginStatus.NEEDS_TOTP, user)
+    return _second_factor(session, user, totp_code, now)
+
+
+def second_factor(
+    session: Session, user: User, code: str, *, now: datetime | None = None
+) -> LoginResult:
+    """The TOTP step alone, for a caller that has already checked the password (a web login
+    in two pages keeps the user id between them, not the password)."""
+    now = now or clock.now()
+    if not user.active:
+        return LoginResult(LoginStatus.FAILED)
+    if _locked(user, now):
+        return LoginResult(LoginStatus.LOCKED, None, user.locked_until)
+    if user.totp_secret is None:
+        return LoginResult(LoginStatus.TOTP_NOT_ENROLLED)
+    return _second_factor(session, user, code, now)
+
+
+def _second_factor(session: Session, user: User, code: str, now: datetime) -> LoginResult:
+    assert user.totp_secret is not None
+    step = totp.verify(user.totp_secret, code, now, after_step=user.totp_last_step)
+    if step is None:
+        return _fail(session, user, now, "totp")
+    user.totp_last_step = step
+    return _succeed(session, user, now, "password+totp")
+
+
+# -- changes ----------------------------------------------------------------------------------
+def change_password(
+    principal: Principal, session: Session, old_password: str, new_password: str
+) -> User:
+    """A user changes their own password; the old one is required."""
+    if principal.user_id is None:
+        raise Forbidden(
+            "only a logged-in user changes their own password",
+            vi="chỉ người dùng đã đăng nhập mới đổi được mật khẩu của mình",
+        )
+    user = session.get(User, principal.user_id)
+    if user is None or not user.active:
+        raise Unauthenticated()
+    if not _verify_password(user, old_password):
+        raise Forbidden("the current password is wrong", vi="mật khẩu hiện tại không đúng")
+    if old_password == new_password:
+        raise InvalidInput(
+            "the new password must differ from the old one", vi="mật khẩu mới phải khác mật khẩu cũ"
+        )
+    _check_password(new_password, user.username)
+    user.password_hash = _hasher.hash(new_password)
+    user.password_changed_at = clock.now()
+    record(session, Event(principal.actor, "user.password_changed", user.public_id))
+    return user
+
+
+def reset_password(
+    principal: Principal, session: Session, public_id: str, new_password: str
+) -> User:
+    """An administrator sets a new password (and lifts a lock-out)."""
+    user, path = _load(session, public_id)
+    require(principal, Action.USER_ADMIN, path)
+    _check_password(new_password, user.username)
+    user.password_hash = _hasher.hash(new_password)
+    user.password_changed_at = clock.now()
+    user.failed_logins = 0
+    user.locked_until = None
+    record(session, Event(principal.actor, "user.password_reset", user.public_id))
+    return user
+
+
+def enrol_totp(principal: Principal, session: Session, public_id: str) -> TotpEnrolment:
+    """A new TOTP secret for a user (themselves, or anyone for an administrator); the old
+    one stops working at once."""
+    user, path = _load(session, public_id)
+    if principal.user_id != user.id:
+        require(principal, Action.USER_ADMIN, path)
+    enrolment = _enrolment(user)
+    record(session, Event(principal.actor, "user.totp_enrolled", user.public_id))
+    return enrolment
+
+
+def deactivate(principal: Principal, session: Session, public_id: str) -> User:
+    """The user can no longer log in, and their API tokens stop working."""
+    user, path = _load(session, public_id)
+    require(principal, Action.USER_ADMIN, path)
+    if principal.user_id == user.id:
+        raise Conflict("you cannot deactivate yourself", vi="không thể tự khóa tài khoản của mình")
+    if user.active:
+        user.active = False
+        record(
+            session,
+            Event(principal.actor, "user.deactivated", user.public_id, {"username": user.username}),
+        )
+    return user
