@@ -69,7 +69,7 @@ def _lock_head(session: Session) -> tuple[int, str]:
         # One insert wins; the others fail on the primary key (after waiting for the winner
         # to commit), roll back to the savepoint and lock the winner's row instead.
         try:
-            with session.begin_nested():
+            with conn.begin_nested():
                 conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS))
         except IntegrityError:
             pass
