@@ -34,7 +34,10 @@ lint: $(STAMP)
 	$(BIN)/mypy kyso
 
 bench: $(STAMP)
+	@bash scripts/bench-setup.sh
 	$(BIN)/python benchmarks/bench_ca.py
+	$(BIN)/python benchmarks/bench_signing.py
+	$(BIN)/python benchmarks/bench_bulk.py
 
 clean:
 	rm -rf var/test .pytest_cache

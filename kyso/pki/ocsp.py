@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from asn1crypto import core, ocsp
-from sqlalchemy import select
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import ocsp as x509_ocsp
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from kyso import clock
@@ -70,6 +73,25 @@ def _cert_status(status: _Status) -> ocsp.CertStatus:
     if reason is not None and reason is not RevocationReason.UNSPECIFIED:
         info["revocation_reason"] = reason.value.replace("-", "_")
     return ocsp.CertStatus(name="revoked", value=info)
+
+
+def _plain_request(der: bytes) -> tuple[bytes, bytes, int] | None:
+    """(issuerNameHash, issuerKeyHash, serial) of an RFC 5019 request — one certificate,
+    SHA-1 CertID, no extensions — read by cryptography's parser, several times faster than
+    asn1crypto's; anything else (or anything odd) takes the general path."""
+    try:
+        request = x509_ocsp.load_der_ocsp_request(der)
+        if len(request.extensions) or not isinstance(request.hash_algorithm, hashes.SHA1):
+            return None
+        return request.issuer_name_hash, request.issuer_key_hash, request.serial_number
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+
+
+_TABLE = OcspResponse.__table__
+_STORED = select(_TABLE.c.der, _TABLE.c.produced_at, _TABLE.c.next_update).where(
+    _TABLE.c.issuer_id == bindparam("issuer_id"), _TABLE.c.serial == bindparam("serial")
+)
 
 
 class Responder:
@@ -184,6 +206,15 @@ class Responder:
     def respond(self, request_der: bytes) -> Answer:
         if not request_der or len(request_der) > MAX_REQUEST_BYTES:
             return Answer(MALFORMED)
+        fast = _plain_request(request_der)
+        if fast is not None:  # the common case: one SHA-1 CertID, no nonce, a stored answer
+            name_hash, key_hash, serial = fast
+            issuer = self._issuer_for("sha1", name_hash, key_hash)
+            if issuer is None:
+                return Answer(UNAUTHORIZED)
+            stored = self._stored(issuer, serial)
+            if stored is not None:
+                return stored
         try:
             request = ocsp.OCSPRequest.load(request_der, strict=True)
             tbs = request["tbs_request"]
@@ -256,12 +287,12 @@ class Responder:
 
     def _stored(self, issuer: Identity, serial: int) -> Answer | None:
         serial_text = format(serial, "x")
-        with self.authority.db.read() as session:
-            row = session.execute(
-                select(OcspResponse.der, OcspResponse.produced_at, OcspResponse.next_update).where(
-                    OcspResponse.issuer_id == issuer.id, OcspResponse.serial == serial_text
-                )
-            ).first()
+        # The hot path of the responder: one Core statement, compiled once, on a pooled
+        # connection (an ORM session here cost three times the rest of the answer).
+        with self.authority.db.read_engine.connect().execution_options(
+            kyso_autocommit=True
+        ) as conn:
+            row = conn.execute(_STORED, {"issuer_id": issuer.id, "serial": serial_text}).first()
         if row is not None and row.produced_at > clock.now() - self.validity / 2:
             return Answer(row.der, row.produced_at, row.next_update, cacheable=True)
         with self.authority.db.session() as session:

@@ -36,7 +36,9 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        # A single read (the OCSP responder's) needs no transaction of its own.
+        if not conn.get_execution_options().get("kyso_autocommit"):
+            conn.exec_driver_sql(begin)
 
     return engine
 
