@@ -11,17 +11,17 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from kyso.api.clients import Caller, Scope
 from kyso.context import Context
-from kyso.errors import KysoError, NotFound
+from kyso.errors import Forbidden, KysoError, NotFound
 from kyso.pki import issuance, status
 from kyso.pki.names import check_email
-from kyso.store.models import Certificate, CertStatus, Profile, RevocationReason
-from kyso.web.deps import caller, context
+from kyso.registry.access import Action, Principal, require, visible
+from kyso.store.models import Certificate, CertStatus, Organization, Profile, RevocationReason
+from kyso.web.deps import context, principal
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
 Ctx = Annotated[Context, Depends(context)]
-Who = Annotated[Caller, Depends(caller)]
+Who = Annotated[Principal, Depends(principal)]
 
 
 def _mailbox(value: str) -> str:
@@ -97,7 +97,7 @@ def _out(row: Certificate) -> CertificateOut:
     )
 
 
-def _issue(ctx: Context, body: IssueBody, who: Caller) -> IssuedOut:
+def _issue(ctx: Context, body: IssueBody, who: Principal) -> IssuedOut:
     spec = issuance.spec_from_csr(
         body.csr.encode(),
         body.profile,
@@ -113,7 +113,7 @@ def _issue(ctx: Context, body: IssueBody, who: Caller) -> IssuedOut:
 
 @router.post("", status_code=201, response_model=IssuedOut)
 async def issue(body: IssueBody, ctx: Ctx, who: Who) -> IssuedOut:
-    who.require(Scope.CERTIFICATES_ISSUE)
+    require(who, Action.CERT_ISSUE)
     return await run_in_threadpool(_issue, ctx, body, who)
 
 
@@ -131,8 +131,12 @@ def list_certificates(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page:
-    who.require(Scope.CERTIFICATES_READ)
+    require(who, Action.CERT_READ)
     query = select(Certificate)
+    if not who.province_wide:  # a unit sees the certificates of its people and units below
+        query = query.join(Organization, Certificate.organization_id == Organization.id).where(
+            visible(who, Organization.path)
+        )
     if status_filter is not None:
         query = query.where(Certificate.status == status_filter)
     if profile is not None:
@@ -149,48 +153,55 @@ def list_certificates(
     return Page(items=[_out(r) for r in rows], total=total, offset=offset, limit=limit)
 
 
-def _find(ctx: Context, serial: str) -> Certificate:
+def _find(ctx: Context, serial: str, who: Principal, action: Action) -> Certificate:
+    """The certificate, if ``who`` may do ``action`` on it (its unit must be in view)."""
+    require(who, action)
     with ctx.db.read() as session:
         row = session.execute(
             select(Certificate).where(Certificate.serial == status.normalize_serial(serial))
         ).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"certificate {serial}", vi=f"chứng thư {serial}")
+        if row is None:
+            raise NotFound(f"certificate {serial}", vi=f"chứng thư {serial}")
+        path = None
+        if row.organization_id is not None:
+            path = session.execute(
+                select(Organization.path).where(Organization.id == row.organization_id)
+            ).scalar_one_or_none()
+    if not who.province_wide and (path is None or not who.covers(path)):
+        raise Forbidden("outside your unit", vi="ngoài phạm vi đơn vị của bạn")
     return row
 
 
 @router.get("/{serial}", response_model=CertificateOut)
 def show(serial: str, ctx: Ctx, who: Who) -> CertificateOut:
-    who.require(Scope.CERTIFICATES_READ)
-    return _out(_find(ctx, serial))
+    return _out(_find(ctx, serial, who, Action.CERT_READ))
 
 
 @router.get("/{serial}/pem")
 def pem(serial: str, ctx: Ctx, who: Who) -> Response:
-    who.require(Scope.CERTIFICATES_READ)
     from cryptography import x509
 
-    cert = x509.load_der_x509_certificate(_find(ctx, serial).der)
+    cert = x509.load_der_x509_certificate(_find(ctx, serial, who, Action.CERT_READ).der)
     return Response(cert.public_bytes(Encoding.PEM), media_type="application/x-pem-file")
 
 
 @router.post("/{serial}/suspend", response_model=CertificateOut)
 def suspend(serial: str, body: NoteBody, ctx: Ctx, who: Who) -> CertificateOut:
-    who.require(Scope.CERTIFICATES_REVOKE)
+    _find(ctx, serial, who, Action.CERT_REVOKE)
     with ctx.db.session() as session:
         return _out(status.suspend(session, ctx.authority, serial, who.actor, body.note))
 
 
 @router.post("/{serial}/restore", response_model=CertificateOut)
 def restore(serial: str, body: NoteBody, ctx: Ctx, who: Who) -> CertificateOut:
-    who.require(Scope.CERTIFICATES_REVOKE)
+    _find(ctx, serial, who, Action.CERT_REVOKE)
     with ctx.db.session() as session:
         return _out(status.restore(session, ctx.authority, serial, who.actor, body.note))
 
 
 @router.post("/{serial}/revoke", response_model=CertificateOut)
 def revoke(serial: str, body: RevokeBody, ctx: Ctx, who: Who) -> CertificateOut:
-    who.require(Scope.CERTIFICATES_REVOKE)
+    _find(ctx, serial, who, Action.CERT_REVOKE)
     with ctx.db.session() as session:
         return _out(
             status.revoke(session, ctx.authority, serial, body.reason, who.actor, body.note)

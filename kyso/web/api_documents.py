@@ -13,17 +13,17 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from kyso.api.clients import Caller, Scope
 from kyso.context import Context
 from kyso.errors import TooLarge
+from kyso.registry.access import Action, Principal, require
 from kyso.signing.stamps import StampKind
 from kyso.signing.timestamps import InProcessTimeStamper, Level
-from kyso.web.deps import caller, context
+from kyso.web.deps import context, principal
 from kyso.web.errors import language
 
 router = APIRouter(tags=["documents"])
 Ctx = Annotated[Context, Depends(context)]
-Who = Annotated[Caller, Depends(caller)]
+Who = Annotated[Principal, Depends(principal)]
 
 
 async def read_upload(upload: UploadFile, limit: int) -> bytes:
@@ -73,6 +73,26 @@ async def verify(
     return await run_in_threadpool(work)
 
 
+def _may_use_key(ctx: Context, who: Principal, key_id: str) -> None:
+    """A unit's user signs only with keys of certificates issued to its unit (or below)."""
+    if who.province_wide:
+        return
+    from sqlalchemy import select
+
+    from kyso.errors import Forbidden
+    from kyso.store.models import Certificate, Organization
+
+    with ctx.db.read() as session:
+        path = session.execute(
+            select(Organization.path)
+            .join(Certificate, Certificate.organization_id == Organization.id)
+            .where(Certificate.key_location == f"{ctx.keystore.name}:{key_id}")
+            .limit(1)
+        ).scalar_one_or_none()
+    if path is None or not who.covers(path):
+        raise Forbidden("this key belongs to another unit", vi="khóa này thuộc đơn vị khác")
+
+
 def _signed(data: bytes, media_type: str, filename: str) -> Response:
     return Response(
         data,
@@ -108,7 +128,8 @@ async def sign_pdf(
     from kyso.signing.pades import sign_pdf as sign
     from kyso.validation.trust import trust_context
 
-    who.require(Scope.DOCUMENTS_SIGN)
+    require(who, Action.DOCUMENT_SIGN)
+    _may_use_key(ctx, who, key_id)
     limit = ctx.settings.max_upload_bytes
     content = await read_upload(file, limit)
     options = StampOptions(
@@ -156,7 +177,8 @@ async def sign_cms(
     from kyso.signing.identity import from_keystore
     from kyso.validation.trust import trust_context
 
-    who.require(Scope.DOCUMENTS_SIGN)
+    require(who, Action.DOCUMENT_SIGN)
+    _may_use_key(ctx, who, key_id)
     content = await read_upload(file, ctx.settings.max_upload_bytes)
 
     def work() -> bytes:
@@ -184,7 +206,8 @@ async def sign_xml(
     from kyso.signing.identity import from_keystore
     from kyso.signing.xades import sign_xml as sign
 
-    who.require(Scope.DOCUMENTS_SIGN)
+    require(who, Action.DOCUMENT_SIGN)
+    _may_use_key(ctx, who, key_id)
     content = await read_upload(file, ctx.settings.max_upload_bytes)
 
     def work() -> bytes:
@@ -214,7 +237,8 @@ async def sign_email(
     from kyso.signing.identity import from_keystore
     from kyso.signing.smime import sign_email as sign
 
-    who.require(Scope.DOCUMENTS_SIGN)
+    require(who, Action.DOCUMENT_SIGN)
+    _may_use_key(ctx, who, key_id)
     content = await read_upload(file, ctx.settings.max_upload_bytes)
     signed = await run_in_threadpool(lambda: sign(content, from_keystore(ctx, key_id)))
     return _signed(signed, "message/rfc822", file.filename or "signed.eml")

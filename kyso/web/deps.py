@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from kyso.api.clients import Caller, authenticate, authenticate_principal
+from kyso.api.clients import authenticate_principal
 from kyso.context import Context
 from kyso.registry.access import Principal
 
@@ -12,12 +12,6 @@ from kyso.registry.access import Principal
 def context(request: Request) -> Context:
     ctx: Context = request.app.state.context
     return ctx
-
-
-def caller(request: Request) -> Caller:
-    ctx = context(request)
-    with ctx.db.read() as session:
-        return authenticate(session, request.headers.get("authorization"))
 
 
 def principal(request: Request) -> Principal:
