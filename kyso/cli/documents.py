@@ -120,8 +120,8 @@ def sign_pdf(
     from kyso.cli.main import context
     from kyso.signing.options import StampOptions, appearance
     from kyso.signing.pades import sign_pdf as sign
+    from kyso.signing.service import level_support
     from kyso.signing.stamps import StampKind
-    from kyso.signing.timestamps import InProcessTimeStamper
 
     ctx = context()
     who = signer(ctx, p12, password, key)
@@ -143,8 +143,7 @@ def sign_pdf(
             seal=_read(seal) if seal else None,
         )
     )
-    stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
-    trust = _trust(ctx) if level.needs_timestamp else None
+    stamper, trust = level_support(ctx, level, trust_from=Level.B_T)
     _write(
         output,
         sign(
@@ -175,10 +174,9 @@ def sign_cms(
 
     ctx = context()
     who = signer(ctx, p12, password, key)
-    from kyso.signing.timestamps import InProcessTimeStamper
+    from kyso.signing.service import level_support
 
-    stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
-    trust = _trust(ctx) if level in (Level.B_LT, Level.B_LTA) else None
+    stamper, trust = level_support(ctx, level)
     _write(output, sign(_read(file), who, level=level, timestamper=stamper, trust=trust))
 
 
@@ -200,10 +198,9 @@ def sign_xml(
 
     ctx = context()
     who = signer(ctx, p12, password, key)
-    from kyso.signing.timestamps import InProcessTimeStamper
+    from kyso.signing.service import level_support
 
-    stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
-    trust = _trust(ctx) if level in (Level.B_LT, Level.B_LTA) else None
+    stamper, trust = level_support(ctx, level)
     _write(
         output,
         sign(_read(file), who, level=level, timestamper=stamper, parent_xpath=parent, trust=trust),

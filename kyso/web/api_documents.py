@@ -7,7 +7,8 @@ reads the report. ``/api/v1/sign/*`` signs with keys kyso holds, for systems hol
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -16,10 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from kyso.context import Context
 from kyso.errors import TooLarge
 from kyso.registry.access import Action, Principal, require
+from kyso.signing.levels import Level
+from kyso.signing.service import level_support
 from kyso.signing.stamps import StampKind
-from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.web.deps import context, principal
 from kyso.web.errors import language
+
+if TYPE_CHECKING:
+    from kyso.signing.identity import SignerIdentity
 
 router = APIRouter(tags=["documents"])
 Ctx = Annotated[Context, Depends(context)]
@@ -101,6 +106,26 @@ def _signed(data: bytes, media_type: str, filename: str) -> Response:
     )
 
 
+async def _sign_upload(
+    ctx: Context,
+    who: Principal,
+    file: UploadFile,
+    key_id: str,
+    sign: Callable[[bytes, SignerIdentity], bytes],
+    media_type: str,
+    filename: str,
+) -> Response:
+    """The steps every signing endpoint shares: the right to sign with this key, the upload
+    within its limit, the signature made off the event loop, the file sent back."""
+    from kyso.signing.identity import from_keystore
+
+    require(who, Action.DOCUMENT_SIGN)
+    _may_use_key(ctx, who, key_id)
+    content = await read_upload(file, ctx.settings.max_upload_bytes)
+    signed = await run_in_threadpool(lambda: sign(content, from_keystore(ctx, key_id)))
+    return _signed(signed, media_type, filename)
+
+
 @router.post("/api/v1/sign/pdf", summary="PAdES with a Decree 30/2020 stamp, with a key kyso holds")
 async def sign_pdf(
     ctx: Ctx,
@@ -123,15 +148,9 @@ async def sign_pdf(
     image: Annotated[UploadFile | None, File(description="signature image, PNG")] = None,
     seal: Annotated[UploadFile | None, File(description="the organization's seal, PNG")] = None,
 ) -> Response:
-    from kyso.signing.identity import from_keystore
     from kyso.signing.options import StampOptions, appearance
-    from kyso.signing.pades import sign_pdf as sign
-    from kyso.validation.trust import trust_context
+    from kyso.signing.pades import sign_pdf as pades
 
-    require(who, Action.DOCUMENT_SIGN)
-    _may_use_key(ctx, who, key_id)
-    limit = ctx.settings.max_upload_bytes
-    content = await read_upload(file, limit)
     options = StampOptions(
         kind=kind,
         page=page,
@@ -149,20 +168,20 @@ async def sign_pdf(
         seal=await read_upload(seal, 2 * 1024 * 1024) if seal is not None else None,
     )
 
-    def work() -> bytes:
-        look = appearance(options)
-        stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
-        trust = trust_context(ctx) if level.needs_timestamp else None
-        return sign(
+    def sign(content: bytes, signer: SignerIdentity) -> bytes:
+        stamper, trust = level_support(ctx, level, trust_from=Level.B_T)
+        return pades(
             content,
-            from_keystore(ctx, key_id),
+            signer,
             level=level,
-            appearance=look,
+            appearance=appearance(options),
             timestamper=stamper,
             trust=trust,
         )
 
-    return _signed(await run_in_threadpool(work), "application/pdf", file.filename or "signed.pdf")
+    return await _sign_upload(
+        ctx, who, file, key_id, sign, "application/pdf", file.filename or "signed.pdf"
+    )
 
 
 @router.post("/api/v1/sign/cms", summary="Detached CAdES signature with a key kyso holds")
@@ -173,22 +192,18 @@ async def sign_cms(
     key_id: Annotated[str, Form(max_length=100)],
     level: Annotated[Level, Form()] = Level.B_B,
 ) -> Response:
-    from kyso.signing.cades import sign_cms as sign
-    from kyso.signing.identity import from_keystore
-    from kyso.validation.trust import trust_context
+    from kyso.signing.cades import sign_cms as cades
 
-    require(who, Action.DOCUMENT_SIGN)
-    _may_use_key(ctx, who, key_id)
-    content = await read_upload(file, ctx.settings.max_upload_bytes)
+    def sign(content: bytes, signer: SignerIdentity) -> bytes:
+        stamper, trust = level_support(ctx, level)
+        return cades(content, signer, level=level, timestamper=stamper, trust=trust)
 
-    def work() -> bytes:
-        signer = from_keystore(ctx, key_id)
-        stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
-        trust = trust_context(ctx) if level in (Level.B_LT, Level.B_LTA) else None
-        return sign(content, signer, level=level, timestamper=stamper, trust=trust)
-
-    return _signed(
-        await run_in_threadpool(work),
+    return await _sign_upload(
+        ctx,
+        who,
+        file,
+        key_id,
+        sign,
         "application/pkcs7-signature",
         f"{file.filename or 'document'}.p7s",
     )
@@ -203,28 +218,22 @@ async def sign_xml(
     level: Annotated[Level, Form()] = Level.B_B,
     parent_xpath: Annotated[str | None, Form(max_length=500)] = None,
 ) -> Response:
-    from kyso.signing.identity import from_keystore
-    from kyso.signing.xades import sign_xml as sign
+    from kyso.signing.xades import sign_xml as xades
 
-    require(who, Action.DOCUMENT_SIGN)
-    _may_use_key(ctx, who, key_id)
-    content = await read_upload(file, ctx.settings.max_upload_bytes)
-
-    def work() -> bytes:
-        from kyso.validation.trust import trust_context
-
-        stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None
-        trust = trust_context(ctx) if level in (Level.B_LT, Level.B_LTA) else None
-        return sign(
+    def sign(content: bytes, signer: SignerIdentity) -> bytes:
+        stamper, trust = level_support(ctx, level)
+        return xades(
             content,
-            from_keystore(ctx, key_id),
+            signer,
             level=level,
             timestamper=stamper,
             parent_xpath=parent_xpath,
             trust=trust,
         )
 
-    return _signed(await run_in_threadpool(work), "application/xml", file.filename or "signed.xml")
+    return await _sign_upload(
+        ctx, who, file, key_id, sign, "application/xml", file.filename or "signed.xml"
+    )
 
 
 @router.post("/api/v1/sign/email", summary="S/MIME-sign an e-mail with a key kyso holds")
@@ -234,11 +243,8 @@ async def sign_email(
     file: Annotated[UploadFile, File()],
     key_id: Annotated[str, Form(max_length=100)],
 ) -> Response:
-    from kyso.signing.identity import from_keystore
-    from kyso.signing.smime import sign_email as sign
+    from kyso.signing.smime import sign_email as smime
 
-    require(who, Action.DOCUMENT_SIGN)
-    _may_use_key(ctx, who, key_id)
-    content = await read_upload(file, ctx.settings.max_upload_bytes)
-    signed = await run_in_threadpool(lambda: sign(content, from_keystore(ctx, key_id)))
-    return _signed(signed, "message/rfc822", file.filename or "signed.eml")
+    return await _sign_upload(
+        ctx, who, file, key_id, smime, "message/rfc822", file.filename or "signed.eml"
+    )

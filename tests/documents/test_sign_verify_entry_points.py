@@ -288,3 +288,52 @@ def test_verification_page_says_why_after_revocation(
     ).json()
     assert report["indication"] != "TOTAL-PASSED"
     assert "thu hồi" in report["signatures"][0]["message_vi"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "upload", "extra"),
+    [
+        ("cms", ("bao-cao.txt", "Báo cáo tháng 11".encode(), "text/plain"), {"level": "B-T"}),
+        (
+            "xml",
+            (
+                "van-ban.xml",
+                "<VanBan><TrichYeu>Về việc triển khai</TrichYeu></VanBan>".encode(),
+                "application/xml",
+            ),
+            {"level": "B-B"},
+        ),
+        (
+            "email",
+            (
+                "thu.eml",
+                b"From: vanthu@backan.gov.vn\r\nTo: so@backan.gov.vn\r\nSubject: Test\r\n"
+                b"Content-Type: text/plain; charset=utf-8\r\n\r\nXin chao\r\n",
+                "message/rfc822",
+            ),
+            {},
+        ),
+    ],
+)
+def test_http_signs_cms_xml_and_email_and_they_verify(
+    sqlite_instance: Instance,
+    org_key: tuple[str, str],
+    http: TestClient,
+    endpoint: str,
+    upload: tuple[str, bytes, str],
+    extra: dict[str, str],
+) -> None:
+    key_id, _ = org_key
+    signed = http.post(
+        f"/api/v1/sign/{endpoint}",
+        headers=_token(sqlite_instance, ["documents:sign"]),
+        data={"key_id": key_id, **extra},
+        files={"file": upload},
+    )
+    assert signed.status_code == 200, signed.text
+    files = {"file": ("signed", signed.content, "application/octet-stream")}
+    if endpoint == "cms":
+        files["data"] = ("original", upload[1], "application/octet-stream")
+    report = http.post("/verify", files=files)
+    assert report.status_code == 200, report.text
+    assert report.json()["indication"] == "TOTAL-PASSED", report.json()
