@@ -8,6 +8,7 @@ from functools import cached_property
 from kyso.keys.base import KeyStore
 from kyso.keys.factory import open_keystore
 from kyso.pki.authority import Authority
+from kyso.pki.batcher import IssuanceBatcher
 from kyso.pki.ocsp import Responder
 from kyso.pki.tsa import TimeStampAuthority
 from kyso.settings import Settings
@@ -29,6 +30,10 @@ class Context:
     @cached_property
     def authority(self) -> Authority:
         return Authority(self.settings, self.db, self.keystore)
+
+    @cached_property
+    def batcher(self) -> IssuanceBatcher:
+        return IssuanceBatcher(self.authority)
 
     @cached_property
     def responder(self) -> Responder:

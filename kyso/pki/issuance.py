@@ -86,7 +86,8 @@ class Issued:
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _check_spec(spec: IssueSpec) -> None:
+def check_spec(spec: IssueSpec) -> None:
+    """Refuse a request that can never be issued (profile, key, validity, e-mail)."""
     if spec.profile not in profiles.SUBSCRIBER_PROFILES:
         raise InvalidInput(
             f"profile {spec.profile.value} is not for subscribers",
@@ -115,7 +116,7 @@ def issue_many(
     settings = authority.settings
     fingerprints = []
     for spec in specs:
-        _check_spec(spec)
+        check_spec(spec)
         fingerprints.append(spki_sha256(_public_der(spec.public_key)))
     _refuse_compromised(session, fingerprints)
 
