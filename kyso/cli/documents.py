@@ -17,6 +17,7 @@ from kyso.signing.levels import Level
 
 if TYPE_CHECKING:
     from kyso.signing.identity import SignerIdentity
+    from kyso.validation.trust import TrustContext
 
 sign_app = typer.Typer(
     help="Sign documents: PDF (PAdES), any file (CAdES), XML (XAdES), e-mail (S/MIME).",
@@ -67,7 +68,7 @@ def _write(path: Path, data: bytes) -> None:
     err.print(f"signed → {path} ({len(data):,} bytes)")
 
 
-def _trust(ctx: Context):  # type: ignore[no-untyped-def]
+def _trust(ctx: Context) -> TrustContext:
     from kyso.validation.trust import trust_context
 
     return trust_context(ctx)
@@ -171,11 +172,10 @@ def sign_cms(
     """A detached CAdES signature (.p7s) over any file."""
     from kyso.cli.main import context
     from kyso.signing.cades import sign_cms as sign
+    from kyso.signing.service import level_support
 
     ctx = context()
     who = signer(ctx, p12, password, key)
-    from kyso.signing.service import level_support
-
     stamper, trust = level_support(ctx, level)
     _write(output, sign(_read(file), who, level=level, timestamper=stamper, trust=trust))
 
@@ -194,12 +194,11 @@ def sign_xml(
 ) -> None:
     """An enveloped XAdES signature (edXML messages: --parent for edXMLHeader)."""
     from kyso.cli.main import context
+    from kyso.signing.service import level_support
     from kyso.signing.xades import sign_xml as sign
 
     ctx = context()
     who = signer(ctx, p12, password, key)
-    from kyso.signing.service import level_support
-
     stamper, trust = level_support(ctx, level)
     _write(
         output,

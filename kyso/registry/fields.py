@@ -14,7 +14,10 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from kyso.errors import InvalidInput
 
@@ -335,3 +338,21 @@ def password_problem(password: str, username: str) -> FieldProblem | None:
             "password", "uses too few different characters", "dùng quá ít ký tự khác nhau"
         )
     return None
+
+
+def taken(
+    session: Session,
+    column: InstrumentedAttribute[Any],
+    value: object | None,
+    *,
+    other_than: tuple[InstrumentedAttribute[int], int] | None = None,
+) -> bool:
+    """Whether a unique value (an agency code, a CCCD number) already belongs to a row —
+    other than the row being edited, named by ``other_than=(id column, id)``."""
+    if value is None:
+        return False
+    query = select(column).where(column == value)
+    if other_than is not None:
+        id_column, own_id = other_than
+        query = query.where(id_column != own_id)
+    return session.execute(query.limit(1)).first() is not None

@@ -130,15 +130,6 @@ def by_code(principal: Principal, session: Session, code: str) -> Organization:
     return org
 
 
-def _code_taken(session: Session, code: str | None, own_id: int | None = None) -> bool:
-    if code is None:
-        return False
-    query = select(Organization.id).where(Organization.code == code)
-    if own_id is not None:
-        query = query.where(Organization.id != own_id)
-    return session.execute(query).first() is not None
-
-
 def _code_conflict(code: str) -> Conflict:
     return Conflict(f"agency code {code} is already used", vi=f"mã định danh {code} đã được dùng")
 
@@ -160,7 +151,7 @@ def create(principal: Principal, session: Session, data: OrgInput) -> Organizati
     parent = _load(session, data.parent) if data.parent is not None else None
     _require_parent(principal, parent)
     data = clean(data)
-    if _code_taken(session, data.code):
+    if f.taken(session, Organization.code, data.code):
         assert data.code is not None
         raise _code_conflict(data.code)
     return create_many(principal, session, [(data, parent)])[0]
@@ -284,7 +275,7 @@ def update(
         raise stale(f"organization {org.name}")
     current = OrgInput(**{name: getattr(org, name) for name in EDITABLE})
     merged = clean(replace(current, **dict(changes)))
-    if _code_taken(session, merged.code, org.id):
+    if f.taken(session, Organization.code, merged.code, other_than=(Organization.id, org.id)):
         assert merged.code is not None
         raise _code_conflict(merged.code)
     changed = {

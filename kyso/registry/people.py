@@ -101,15 +101,6 @@ def get(principal: Principal, session: Session, public_id: str) -> Person:
     return person
 
 
-def _id_taken(session: Session, id_number: str | None, own_id: int | None = None) -> bool:
-    if id_number is None:
-        return False
-    query = select(Person.id).where(Person.id_number == id_number)
-    if own_id is not None:
-        query = query.where(Person.id != own_id)
-    return session.execute(query).first() is not None
-
-
 def _id_conflict(id_number: str) -> Conflict:
     return Conflict(
         f"identity number {id_number} is already registered",
@@ -130,7 +121,7 @@ def _unit(principal: Principal, session: Session, public_id: str) -> Organizatio
 def create(principal: Principal, session: Session, data: PersonInput) -> Person:
     org = _unit(principal, session, data.organization)
     data = clean(data)
-    if _id_taken(session, data.id_number):
+    if f.taken(session, Person.id_number, data.id_number):
         assert data.id_number is not None
         raise _id_conflict(data.id_number)
     return insert(principal, session, data, org)
@@ -216,7 +207,7 @@ def update(
         **{name: getattr(person, name) for name in EDITABLE - {"organization"}},
     )
     merged = clean(replace(current, **dict(changes)))
-    if _id_taken(session, merged.id_number, person.id):
+    if f.taken(session, Person.id_number, merged.id_number, other_than=(Person.id, person.id)):
         assert merged.id_number is not None
         raise _id_conflict(merged.id_number)
     changed: dict[str, Any] = {
