@@ -30,7 +30,7 @@ IS_ROOT=0
 # --------------------------------------------------------------------------
 # 1. System packages
 # --------------------------------------------------------------------------
-PACKAGES=(postgresql softhsm2 poppler-utils xmlsec1 libnss3-tools openssl fonts-dejavu-core)
+PACKAGES=(postgresql softhsm2 poppler-utils xmlsec1 libnss3-tools openssl fonts-dejavu-core chromium)
 
 pkg_installed() {
     [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
@@ -44,7 +44,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
     # Not a Debian system: look for the tools themselves.
     declare -A TOOL=([postgresql]=pg_ctl [softhsm2]=softhsm2-util [poppler-utils]=pdftoppm
-        [xmlsec1]=xmlsec1 [libnss3-tools]=certutil [openssl]=openssl)
+        [xmlsec1]=xmlsec1 [libnss3-tools]=certutil [openssl]=openssl [chromium]=chromium)
     for p in "${!TOOL[@]}"; do
         if [[ $p == postgresql ]]; then
             compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || command -v pg_ctl >/dev/null \

@@ -199,3 +199,11 @@ def hsm_server(
     hsm_instance: Instance, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     yield from _serve(hsm_instance, tmp_path_factory.mktemp("hsm-server"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(
+    sqlite_instance: Instance, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The web app over HTTP on the SQLite-only instance (the browser journeys)."""
+    yield from _serve(sqlite_instance, tmp_path_factory.mktemp("sqlite-server"))

@@ -1,4 +1,4 @@
-"""The FastAPI application: PKI endpoints, REST API, and (later) the web pages."""
+"""The FastAPI application: PKI endpoints, REST API, and the web pages."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -18,10 +19,13 @@ from kyso.web import (
     api_requests,
     errors,
     pki_routes,
+    ui,
 )
+from kyso.web.assets import CachedStatic
 from kyso.web.limits import BodyLimit
 
 log = logging.getLogger("kyso.web")
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> None:
@@ -61,6 +65,8 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.include_router(api_certificates.router)
     app.include_router(api_documents.router)
     app.include_router(api_registry.router)
+    app.include_router(ui.router)
+    app.mount("/static", CachedStatic(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -21,14 +21,20 @@ def language(request: Request) -> str:
 
 
 def install(app: FastAPI) -> None:
+    from kyso.web.ui import errors as pages
+
     @app.exception_handler(KysoError)
-    async def _domain(request: Request, exc: KysoError) -> JSONResponse:
+    async def _domain(request: Request, exc: KysoError) -> Response:
         if exc.http_status >= 500:
             log.error("request failed: %s %s: %s", request.method, request.url.path, exc.code)
+        if pages.is_page(request):
+            return pages.for_domain(request, exc)
         return JSONResponse(exc.to_dict(language(request)), status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if pages.is_page(request):
+            return pages.for_invalid(request)
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', '')}"
             for e in exc.errors()
@@ -40,7 +46,9 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if pages.is_page(request):
+            return pages.for_http(request, exc.status_code)
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )
@@ -53,8 +61,10 @@ def install(app: FastAPI) -> None:
         return Response(status_code=499)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
+        if pages.is_page(request):
+            return pages.for_unexpected(request)
         lang = language(request)
         message = (
             "Lỗi hệ thống; đã ghi nhật ký."

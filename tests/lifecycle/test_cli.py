@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import Instance
 
-from .conftest import World, _make_world
+from .conftest import World
+from .conftest import make_world as _make_world
 from .test_bulk import rows, xlsx
 
 

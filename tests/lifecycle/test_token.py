@@ -22,7 +22,8 @@ from kyso.store.models import (
     RequestType,
 )
 
-from .conftest import _make_world, individual_form
+from .conftest import individual_form
+from .conftest import make_world as _make_world
 
 pytestmark = pytest.mark.softhsm
 

@@ -1,0 +1,1 @@
+"""Figures for people who compare numbers: the dashboard, the plan's progress, reports."""

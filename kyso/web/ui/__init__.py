@@ -1,0 +1,26 @@
+"""The web application's pages: Vietnamese first, server-rendered, no asset from elsewhere.
+
+One module per area; each has its own ``router`` whose dependency
+(:func:`kyso.web.ui.guard.ui_request`) marks requests as pages and checks CSRF on every
+unsafe method. Services do every access check; pages only translate.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from kyso.web.ui import (
+    audit_log,
+    auth,
+    ca_info,
+    certificates,
+    devices,
+    documents,
+    home,
+    requests,
+    units,
+)
+
+router = APIRouter(include_in_schema=False)
+for area in (auth, home, units, devices, requests, certificates, documents, ca_info, audit_log):
+    router.include_router(area.router)

@@ -1,0 +1,211 @@
+"""Logging in (password, then a TOTP code for the roles that need one), logging out,
+changing one's password, switching the language."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi.responses import Response
+
+from kyso.errors import KysoError
+from kyso.registry import sessions, users
+from kyso.registry.fields import FieldErrors
+from kyso.registry.users import LoginStatus
+from kyso.store.models import User
+from kyso.web.ui import guard
+from kyso.web.ui.guard import Ctx, SignedIn
+from kyso.web.ui.templating import render
+
+router = APIRouter(dependencies=[Depends(guard.ui_request)])
+PENDING = "kyso_pending"  # between the password and the code: the user's id, signed, 5 minutes
+PENDING_SECONDS = 300
+
+Short = Annotated[str, Form(max_length=200)]
+Next = Annotated[str, Form(max_length=500)]
+
+
+def _gettext(request: Request):  # type: ignore[no-untyped-def]
+    return guard.environment_gettext(request)
+
+
+def _pending_value(request: Request, user: User) -> str:
+    body = f"{user.public_id}:{int(time.time()) + PENDING_SECONDS}"
+    return f"{body}:{guard._sign(request, 'pending:' + body)}"
+
+
+def _pending_user(request: Request) -> str | None:
+    raw = request.cookies.get(PENDING, "")
+    parts = raw.split(":")
+    if len(parts) != 3:
+        return None
+    public_id, until, mac = parts
+    if not until.isdigit() or int(until) < time.time():
+        return None
+    if not guard.hmac.compare_digest(mac, guard._sign(request, f"pending:{public_id}:{until}")):
+        return None
+    return public_id
+
+
+def _logged_in(request: Request, ctx: Ctx, user: User, next_url: str) -> Response:
+    with ctx.db.session() as session:
+        token = sessions.start(session, user, user_agent=request.headers.get("user-agent"))
+    request.state.sid = token  # the new id replaces the anonymous one (no fixation)
+    response = guard.redirect(request, guard.safe_next(next_url))
+    response.delete_cookie(PENDING, path="/")
+    return response
+
+
+@router.get("/login", include_in_schema=False)
+def login_page(
+    request: Request, viewer: guard.MaybeSignedIn, next: str = Query("/", max_length=500)
+) -> Response:
+    if viewer is not None:
+        return guard.redirect(request, guard.safe_next(next))
+    return render(request, "auth/login.html", {"next": guard.safe_next(next), "errors": {}})
+
+
+@router.post("/login", include_in_schema=False)
+def login(
+    request: Request,
+    ctx: Ctx,
+    username: Short = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    next: Next = "/",
+) -> Response:
+    _ = _gettext(request)
+    errors: dict[str, str] = {}
+    if not username.strip():
+        errors["username"] = _("Enter your user name.")
+    if not password:
+        errors["password"] = _("Enter your password.")
+    if errors:
+        return render(
+            request,
+            "auth/login.html",
+            {"next": next, "errors": errors, "username": username},
+            status_code=422,
+        )
+    with ctx.db.session() as session:
+        result = users.login(session, username.strip().lower(), password)
+        user = result.user
+    if result.status is LoginStatus.OK and user is not None:
+        return _logged_in(request, ctx, user, next)
+    if result.status is LoginStatus.NEEDS_TOTP and user is not None:
+        response = render(request, "auth/totp.html", {"next": guard.safe_next(next), "errors": {}})
+        guard.set_cookie(request, response, PENDING, _pending_value(request, user))
+        return response
+    try:
+        result.raise_for_status()
+    except KysoError as exc:
+        message = exc.message(guard.language(request))
+    return render(
+        request,
+        "auth/login.html",
+        {"next": next, "errors": {"form": message}, "username": username},
+        status_code=401 if result.status is not LoginStatus.LOCKED else 423,
+    )
+
+
+@router.post("/login/code", include_in_schema=False)
+def login_code(
+    request: Request,
+    ctx: Ctx,
+    code: Annotated[str, Form(max_length=20)] = "",
+    next: Next = "/",
+) -> Response:
+    _ = _gettext(request)
+    public_id = _pending_user(request)
+    if public_id is None:
+        return guard.redirect(
+            request, "/login", _("The login took too long; enter your password again."), "error"
+        )
+    code = code.replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return render(
+            request,
+            "auth/totp.html",
+            {"next": next, "errors": {"code": _("The code is the 6 digits your app shows.")}},
+            status_code=422,
+        )
+    with ctx.db.session() as session:
+        user = users.by_public_id(session, public_id)
+        result = (
+            users.second_factor(session, user, code)
+            if user is not None
+            else users.LoginResult(LoginStatus.FAILED)
+        )
+    if result.ok and result.user is not None:
+        return _logged_in(request, ctx, result.user, next)
+    try:
+        result.raise_for_status()
+    except KysoError as exc:
+        message = exc.message(guard.language(request))
+    if result.status is LoginStatus.LOCKED:
+        response = guard.redirect(request, "/login", message, "error")
+        response.delete_cookie(PENDING, path="/")
+        return response
+    return render(
+        request, "auth/totp.html", {"next": next, "errors": {"code": message}}, status_code=401
+    )
+
+
+@router.post("/logout", include_in_schema=False)
+def logout(request: Request, ctx: Ctx) -> Response:
+    with ctx.db.session() as session:
+        sessions.end(session, request.cookies.get(guard.SID))
+    request.state.viewer = None
+    request.state.sid = guard.secrets.token_urlsafe(32)
+    _ = _gettext(request)
+    return guard.redirect(request, "/login", _("You have logged out."))
+
+
+@router.get("/account/password", include_in_schema=False)
+def password_page(request: Request, viewer: SignedIn) -> Response:
+    return render(request, "auth/password.html", {"errors": {}})
+
+
+@router.post("/account/password", include_in_schema=False)
+def change_password(
+    request: Request,
+    ctx: Ctx,
+    viewer: SignedIn,
+    current: Annotated[str, Form(max_length=1000)] = "",
+    new: Annotated[str, Form(max_length=1000)] = "",
+    again: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    _ = _gettext(request)
+    errors: dict[str, str] = {}
+    if not current:
+        errors["current"] = _("Enter your current password.")
+    if not new:
+        errors["new"] = _("Enter a new password.")
+    elif new != again:
+        errors["again"] = _("The two new passwords differ.")
+    if not errors:
+        try:
+            with ctx.db.session() as session:
+                users.change_password(viewer.principal, session, current, new)
+                sessions.end_others(session, viewer.user.id, request.cookies.get(guard.SID))
+        except FieldErrors as exc:
+            errors["new"] = "; ".join(
+                p.vi if guard.language(request) == "vi" else p.en for p in exc.problems
+            )
+        except KysoError as exc:
+            field = "current" if exc.code == "forbidden" else "new"
+            errors[field] = exc.message(guard.language(request))
+    if errors:
+        return render(request, "auth/password.html", {"errors": errors}, status_code=422)
+    return guard.redirect(request, "/", _("Your password has been changed."))
+
+
+@router.get("/lang/{code}", include_in_schema=False)
+def switch_language(
+    request: Request,
+    code: Annotated[str, Path(pattern="^(vi|en)$")],
+    next: str = Query("/", max_length=500),
+) -> Response:
+    response = guard.redirect(request, guard.safe_next(next))
+    guard.set_cookie(request, response, guard.LANG, code, max_age=365 * 24 * 3600)
+    return response
