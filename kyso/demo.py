@@ -24,10 +24,21 @@ from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.context import Context
 from kyso.errors import Conflict
+from kyso.keys.base import KeyAlgorithm
+from kyso.lifecycle import workflow
+from kyso.lifecycle.forms import KeySource
 from kyso.registry import devices, organizations, people, users
 from kyso.registry import fields as f
 from kyso.registry.access import Principal, cli_principal
-from kyso.store.models import DeviceKind, Organization, OrgKind, Person, Role, Sector
+from kyso.store.models import (
+    DeviceKind,
+    Organization,
+    OrgKind,
+    Person,
+    RequestType,
+    Role,
+    Sector,
+)
 
 UNITS_CSV = Path(__file__).resolve().parent / "data" / "backan-demo-units.csv"
 SEED = 20170616  # the day of Decision 832/QĐ-UBND
@@ -98,12 +109,14 @@ class DemoData:
     devices: int
     users: list[DemoUser]
     credentials_file: Path
+    certificates: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "organizations": self.organizations,
             "people": self.people,
             "devices": self.devices,
+            "certificates": self.certificates,
             "credentials_file": str(self.credentials_file),
             "users": [
                 {
@@ -166,18 +179,29 @@ def load_demo(ctx: Context, actor: str) -> DemoData:
         persons = _load_people(principal, session, units, rng)
         demo_users = _load_users(principal, session, units, persons)
         device_count = _load_devices(principal, session, units, persons, rng)
+        # A registry-only instance (no CA yet) gets the units, people and users alone.
+        issued = (
+            _load_certificates(ctx, session, units, persons, rng)
+            if ctx.authority.is_initialized()
+            else 0
+        )
         record(
             session,
             Event(
                 actor,
                 "demo.loaded",
                 None,
-                {"organizations": len(units), "people": len(persons), "devices": device_count},
+                {
+                    "organizations": len(units),
+                    "people": len(persons),
+                    "devices": device_count,
+                    "certificates": issued,
+                },
             ),
         )
     path = ctx.settings.home / "demo-users.txt"
     _write_credentials(path, demo_users)
-    return DemoData(len(units), len(persons), device_count, demo_users, path)
+    return DemoData(len(units), len(persons), device_count, demo_users, path, issued)
 
 
 def _load_units(principal: Principal, session: Session) -> dict[str, Organization]:
@@ -373,6 +397,80 @@ def _load_users(
             )
         )
     return made
+
+
+DEMO_INDIVIDUALS = 40  # besides the demo signer: enough for the dashboard's charts
+DEMO_ORGANIZATIONS = 12
+
+
+def _load_certificates(
+    ctx: Context,
+    session: Session,
+    units: dict[str, Organization],
+    persons: list[Person],
+    rng: random.Random,
+) -> int:
+    """Certificates with server-held keys, each through the real workflow (a request made,
+    submitted, and approved by the demo administrator): the demo signer can sign at once,
+    and the dashboard, lists and history pages have something to show."""
+    admin = users.by_username(session, "admin")
+    signer = users.by_username(session, "signer")
+    assert admin is not None and signer is not None
+    approver = users.principal_for_user(session, admin)
+    by_id = {org.id: org for org in units.values()}
+    chosen = [p for p in persons if p.id == signer.person_id]
+    others = [p for p in persons if p.id != signer.person_id]
+    chosen += rng.sample(others, min(DEMO_INDIVIDUALS, len(others)))
+    count = 0
+    for person in chosen:
+        unit = by_id[person.organization_id]
+        form = {
+            "full_name": person.full_name,
+            "date_of_birth": person.date_of_birth.strftime("%d/%m/%Y")
+            if person.date_of_birth
+            else None,
+            "id_number": person.id_number,
+            "id_issue_date": person.id_issue_date.isoformat() if person.id_issue_date else None,
+            "id_issue_place": person.id_issue_place,
+            "email": person.email,
+            "position": person.position,
+            "mobile": person.mobile,
+        }
+        count += _through_workflow(ctx, session, approver, RequestType.NEW_INDIVIDUAL, form, unit)
+    seal_units = [u for u in units.values() if u.email][:DEMO_ORGANIZATIONS]
+    signer_unit = by_id.get(signer.organization_id or 0)
+    if signer_unit is not None and signer_unit not in seal_units:
+        seal_units.append(signer_unit)
+    for unit in seal_units:
+        form = {"recipient_name": "Văn thư " + unit.name}
+        count += _through_workflow(ctx, session, approver, RequestType.NEW_ORGANIZATION, form, unit)
+    return count
+
+
+def _through_workflow(
+    ctx: Context,
+    session: Session,
+    approver: Principal,
+    kind: RequestType,
+    form: dict[str, object],
+    unit: Organization,
+) -> int:
+    request = workflow.create(
+        approver,
+        session,
+        ctx.settings,
+        workflow.NewRequest(
+            type=kind,
+            form={k: v for k, v in form.items() if v is not None},
+            unit=unit.public_id,
+            subject_unit=unit.public_id,
+            key_source=KeySource.SERVER,
+            key_algorithm=KeyAlgorithm.EC_P256,
+        ),
+    )
+    workflow.submit(approver, session, ctx.settings, request.public_id)
+    workflow.approve(approver, session, ctx.authority, request.public_id)
+    return 1
 
 
 def _load_devices(

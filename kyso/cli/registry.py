@@ -522,7 +522,8 @@ def print_demo(data: Any) -> None:
     """What `kyso init --demo` loaded, and the demo users' one-time credentials (printed as
     plain lines: a table would cut them at the terminal's width)."""
     out.print(
-        f"demo: {data.organizations} units, {data.people} subscribers, {data.devices} key devices"
+        f"demo: {data.organizations} units, {data.people} subscribers, {data.devices} key devices, "
+        f"{data.certificates} certificates"
     )
     out.print(f"demo users (also in {data.credentials_file}, mode 0600):")
     for u in data.users:

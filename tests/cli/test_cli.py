@@ -42,10 +42,13 @@ from kyso.store.models import (
     CertEventKind,
     Certificate,
     CertificateEvent,
+    CertificateRequest,
     CertStatus,
     IdentityRole,
     Profile,
+    RequestState,
     RevocationReason,
+    User,
 )
 
 KYSO = [sys.executable, "-m", "kyso.cli.main"]
@@ -213,6 +216,20 @@ def test_init_demo_gives_vietnamese_ca_names(tmp_path: Path) -> None:
             assert _attr(subject, NameOID.LOCALITY_NAME) == "Bắc Kạn"
         ocsp = ctx.authority.identity(IdentityRole.OCSP).certificate.subject
         assert "UBND tỉnh Bắc Kạn" in _attr(ocsp, NameOID.ORGANIZATION_NAME)
+        # The demo signer can sign at once: a server-held key certified through the workflow.
+        with ctx.db.read() as session:
+            signer = session.execute(select(User).where(User.username == "signer")).scalar_one()
+            theirs = session.execute(
+                select(Certificate).where(Certificate.person_id == signer.person_id)
+            ).scalar_one()
+            issued = session.scalar(
+                select(func.count())
+                .select_from(CertificateRequest)
+                .where(CertificateRequest.state == RequestState.ISSUED)
+            )
+        assert theirs.key_location.startswith("software:")
+        assert theirs.status is CertStatus.GOOD
+        assert issued == data["demo"]["certificates"] > 40
     finally:
         ctx.close()
 
