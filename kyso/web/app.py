@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from kyso.context import Context
+from kyso.registry import sessions
 from kyso.settings import Settings
 from kyso.web import (
     api_certificates,
@@ -29,12 +30,18 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> None:
-    """Keep pre-signed OCSP answers fresh (RFC 5019): sign what is missing or half-expired."""
+    """Keep pre-signed OCSP answers fresh (RFC 5019): sign what is missing or half-expired;
+    and forget browser sessions that have run out."""
     while not stop.wait(every_seconds):
         try:
             ctx.responder.refresh()
         except Exception:  # keep the loop alive; the failure is logged, not hidden
             log.exception("OCSP refresh failed")
+        try:
+            with ctx.db.session() as session:
+                sessions.sweep(session)
+        except Exception:
+            log.exception("sweeping expired web sessions failed")
 
 
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:

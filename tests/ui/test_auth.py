@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 from conftest import Instance
+from sqlalchemy import select
 from support.world import World
 
 from kyso import clock
-from kyso.registry import totp, users
+from kyso.context import Context
+from kyso.registry import sessions, totp, users
 from kyso.registry.access import cli_principal
-from kyso.store.models import Role
+from kyso.store.models import Role, WebSession
 
 from .conftest import CSRF, Web
 
@@ -179,3 +183,35 @@ def test_pages_need_a_login_and_unknown_pages_answer_in_html(web: Web) -> None:
     assert missing.status_code == 404
     assert "text/html" in missing.headers["content-type"]
     assert "Không tìm thấy" in missing.text
+
+
+def test_idle_and_expired_sessions_open_nothing_and_are_swept(
+    instance: Instance, world: World
+) -> None:
+    ctx = instance.ctx
+    user = world.users["officer"]
+    start = clock.now()
+    with ctx.db.session() as session:
+        token = sessions.start(session, user, now=start)
+    with ctx.db.read() as session:
+        assert sessions.find(session, token, now=start + timedelta(minutes=29)) is not None
+        assert sessions.find(session, token, now=start + sessions.IDLE) is None
+        assert sessions.find(session, "not-a-token", now=start) is None
+    with ctx.db.session() as session:
+        sessions.touch(session, _session_id(ctx, token), start + timedelta(minutes=25))
+    with ctx.db.read() as session:  # activity keeps it open past the first 30 minutes
+        assert sessions.find(session, token, now=start + timedelta(minutes=50)) is not None
+        assert sessions.find(session, token, now=start + sessions.ABSOLUTE) is None
+    with ctx.db.session() as session:
+        assert sessions.sweep(session, now=start + sessions.ABSOLUTE) >= 1
+    with ctx.db.read() as session:
+        assert sessions.find(session, token, now=start + timedelta(minutes=26)) is None
+
+
+def _session_id(ctx: Context, token: str) -> int:
+    with ctx.db.read() as session:
+        return session.execute(
+            select(WebSession.id).where(
+                WebSession.token_hash == hashlib.sha256(token.encode()).hexdigest()
+            )
+        ).scalar_one()
