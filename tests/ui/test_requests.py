@@ -133,6 +133,8 @@ def test_the_province_approves_and_the_officer_downloads_the_issued_certificate(
     approved = admin.post(f"/requests/{public_id}/approve", {"note": "đủ hồ sơ"})
     assert approved.status_code == 303, approved.text
     assert _state(world, public_id) is RequestState.ISSUED  # a server-held key: issued at once
+    told = admin.get(f"/requests/{public_id}")
+    assert "Đã phê duyệt: chứng thư đã được cấp." in told.text
 
     seen = officer.get(f"/requests/{public_id}")
     assert seen.status_code == 200
@@ -141,6 +143,7 @@ def test_the_province_approves_and_the_officer_downloads_the_issued_certificate(
     serial = re.search(r'href="/certificates/([0-9a-f]+)"', seen.text)
     assert serial
     assert "đủ hồ sơ" in seen.text  # the history keeps the approver's note
+    assert "12/04/1978" in seen.text  # dates as officials write them
 
     pem = officer.get(f"/requests/{public_id}/certificate.pem")
     assert pem.status_code == 200

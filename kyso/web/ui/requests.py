@@ -7,7 +7,7 @@ right itself (``viewer.principal``); a page merely hides the buttons its viewer 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, cast
@@ -98,6 +98,9 @@ class Field:
     attrs: str = ""
 
 
+FROM_REGISTRY = N_("Left empty: taken from the unit chosen above.")
+
+
 def _individual(prefix: str = "", required: bool = True) -> list[Field]:
     p = prefix
     return [
@@ -113,8 +116,8 @@ def _individual(prefix: str = "", required: bool = True) -> list[Field]:
         Field(p + "id_issue_date", N_("Date of issue"), "date", required),
         Field(p + "id_issue_place", N_("Place of issue"), required=required),
         Field(p + "email", N_("Official e-mail"), "email", required),
-        Field(p + "organization", N_("Agency or unit"), required=False),
-        Field(p + "province", N_("Province or city"), required=False),
+        Field(p + "organization", N_("Agency or unit"), hint=FROM_REGISTRY),
+        Field(p + "province", N_("Province or city"), hint=FROM_REGISTRY),
         Field(p + "position", N_("Position"), required=required),
         Field(p + "mobile", N_("Mobile phone number"), "tel"),
         Field(p + "old_certificate", N_("Serial number of the old certificate")),
@@ -124,8 +127,8 @@ def _individual(prefix: str = "", required: bool = True) -> list[Field]:
 def _organization(prefix: str = "", required: bool = True) -> list[Field]:
     p = prefix
     return [
-        Field(p + "name", N_("Name of the agency or organization"), required=False),
-        Field(p + "address", N_("Address"), required=False),
+        Field(p + "name", N_("Name of the agency or organization"), hint=FROM_REGISTRY),
+        Field(p + "address", N_("Address"), hint=FROM_REGISTRY),
         Field(p + "tax_code", N_("Tax code")),
         Field(p + "budget_code", N_("Budget relationship code")),
         Field(p + "province", N_("Province or city"), required=False),
@@ -297,8 +300,9 @@ def _field_errors(request: Request, exc: KysoError, known: set[str]) -> dict[str
 def _units(principal: Principal, session: Any) -> list[tuple[str, str]]:
     if not principal.can(Action.ORG_READ):
         return []
-    page = organizations.search(principal, session, limit=2000)
-    return [(u.public_id, "— " * max(u.path.strip("/").count("/"), 0) + u.name) for u in page.items]
+    units = organizations.search(principal, session, limit=2000).items
+    top = min((u.path.strip("/").count("/") for u in units), default=0)
+    return [(u.public_id, "— " * (u.path.strip("/").count("/") - top) + u.name) for u in units]
 
 
 @router.get("/requests", include_in_schema=False)
@@ -674,6 +678,8 @@ def _fields_shown(view: workflow.RequestView) -> list[tuple[str, Any, str | None
         head, _, rest = spec.name.partition(".")
         value = (stored.get(head) or {}).get(rest) if rest else stored.get(spec.name)
         if value not in (None, ""):
+            if spec.kind == "date" and isinstance(value, str) and len(value) == 10:
+                value = "/".join(reversed(value.split("-")))  # 1978-04-12 → 12/04/1978
             shown.append((spec.label, value, spec.choices))
     return shown
 
@@ -891,15 +897,17 @@ def _simple_move(
     viewer: Any,
     public_id: str,
     action: Any,
-    message: str,
+    message: str | Callable[[Any], str],
     field: str | None = None,
 ) -> Response:
+    """Carry out one step; the message may depend on what the step returned."""
     try:
         with ctx.db.session() as session:
-            action(session)
+            result = action(session)
     except KysoError as exc:
         return _move_failed(request, ctx, viewer.principal, public_id, exc, field)
-    return guard.redirect(request, f"/requests/{public_id}", message)
+    text = message(result) if callable(message) else message
+    return guard.redirect(request, f"/requests/{public_id}", text)
 
 
 @router.post("/requests/{public_id}/submit", include_in_schema=False)
@@ -939,6 +947,14 @@ async def approve_request(
 ) -> Response:
     _ = guard.environment_gettext(request)
     note = _text(await request.form(), "note") or None
+
+    def said(done: Any) -> str:
+        if done.state is RequestState.ISSUED:
+            return str(_("Approved: the certificate has been issued."))
+        if done.state is RequestState.APPROVED:
+            return str(_("Approved: the certificate waits for the token and its PIN."))
+        return str(_("Your approval has been recorded."))
+
     return await run_in_threadpool(
         _simple_move,
         request,
@@ -946,7 +962,7 @@ async def approve_request(
         viewer,
         public_id,
         lambda s: workflow.approve(viewer.principal, s, ctx.authority, public_id, note=note),
-        _("Your approval has been recorded."),
+        said,
         "note",
     )
 
