@@ -1,9 +1,281 @@
-"""Pages: audit_log (to be written)."""
+"""Pages: the audit log for administrators and auditors — searchable (who, what, on which
+record, when), newest first, each entry in full, exported as CSV, and the result of the
+hash-chain check (:func:`kyso.audit.log.verify`): intact, or broken at entry N."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import json
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from kyso import clock
+from kyso.audit import log as audit
+from kyso.errors import InvalidInput, NotFound
+from kyso.registry.access import Action, Principal, require
+from kyso.store.models import AuditEntry
 from kyso.web.ui import guard
+from kyso.web.ui.certificates import csv_bytes
+from kyso.web.ui.guard import Ctx
+from kyso.web.ui.templating import render
 
 router = APIRouter(dependencies=[Depends(guard.ui_request)])
+
+PAGE_SIZE = 50
+EXPORT_LIMIT = 200_000
+Auditor = Annotated[Any, guard.allowed(Action.AUDIT_READ)]
+Text = Annotated[str, Query(max_length=200)]
+
+
+@dataclass
+class Filters:
+    actor: str = ""
+    action: str = ""
+    target: str = ""
+    date_from: str = ""
+    date_to: str = ""
+
+    def any(self) -> bool:
+        return any(vars(self).values())
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _check(filters: Filters, _: Any) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for name in ("date_from", "date_to"):
+        value = getattr(filters, name)
+        if value and (_day(value) is None or not 2000 <= _day(value).year <= 2999):  # type: ignore[union-attr]
+            errors[name] = _("Enter a date as dd/mm/yyyy.")
+    start, end = _day(filters.date_from), _day(filters.date_to)
+    if not errors and start and end and end < start:
+        errors["date_to"] = _("The end date is before the start date.")
+    if any("\x00" in v for v in vars(filters).values()):
+        errors["actor"] = _("The search text contains a character that cannot be searched.")
+    return errors
+
+
+def _local_midnight(day: date) -> datetime:
+    """The start of a day in Vietnam (what a clerk means by a date), as UTC."""
+    return datetime.combine(day, dtime(0), tzinfo=clock.VIETNAM).astimezone(clock.now().tzinfo)
+
+
+def _query(principal: Principal, filters: Filters) -> Select[Any]:
+    require(principal, Action.AUDIT_READ)
+    query = select(AuditEntry)
+    if filters.actor:
+        query = query.where(AuditEntry.actor.icontains(filters.actor.strip(), autoescape=True))
+    if filters.action:
+        query = query.where(AuditEntry.action == filters.action)
+    if filters.target:
+        query = query.where(AuditEntry.target.icontains(filters.target.strip(), autoescape=True))
+    if start := _day(filters.date_from):
+        query = query.where(AuditEntry.at >= _local_midnight(start))
+    if end := _day(filters.date_to):
+        query = query.where(AuditEntry.at < _local_midnight(end + timedelta(days=1)))
+    return query
+
+
+def _actions(session: Session) -> list[str]:
+    """The kinds of entries the log holds, for the action filter (an indexed DISTINCT)."""
+    return list(
+        session.execute(select(AuditEntry.action).distinct().order_by(AuditEntry.action)).scalars()
+    )
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None
+    problem: str | None
+    seconds: float
+    at: datetime
+
+
+def _verify(ctx: Any) -> ChainResult:
+    started = time.perf_counter()
+    with ctx.db.read() as session:
+        result = audit.verify(session)
+    return ChainResult(
+        result.ok,
+        result.entries,
+        result.first_bad_seq,
+        result.problem,
+        time.perf_counter() - started,
+        clock.now(),
+    )
+
+
+def _problem(problem: str | None, _: Any) -> str:
+    """The check's finding in the reader's language."""
+    known = {
+        "link to the previous entry is broken": _(
+            "the entry does not link to the one before it (an entry was inserted, removed or "
+            "reordered)"
+        ),
+        "entry was changed after it was written": _("the entry was changed after it was written"),
+        "the log's head record was removed": _("the record of the log's end was removed"),
+        "entries at the end of the log were removed": _(
+            "entries at the end of the log were removed"
+        ),
+    }
+    if problem is None:
+        return ""
+    if problem.startswith("entry ") and problem.endswith(" is missing"):
+        return _("an entry is missing")
+    return known.get(problem, problem)
+
+
+@router.get("/audit", include_in_schema=False)
+def audit_list(
+    request: Request,
+    ctx: Ctx,
+    viewer: Auditor,
+    actor: Text = "",
+    action: Text = "",
+    target: Text = "",
+    date_from: Text = "",
+    date_to: Text = "",
+    check: Annotated[str, Query(max_length=5)] = "",
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> Response:
+    _ = guard.environment_gettext(request)
+    filters = Filters(actor.strip(), action.strip(), target.strip(), date_from, date_to)
+    errors = _check(filters, _)
+    total, rows = 0, []
+    with ctx.db.read() as session:
+        actions = _actions(session)
+        if not errors:
+            query = _query(viewer.principal, filters)
+            total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            rows = list(
+                session.execute(
+                    query.order_by(AuditEntry.seq.desc()).offset(offset).limit(PAGE_SIZE)
+                ).scalars()
+            )
+    chain = _verify(ctx) if check else None
+    export = request.url.query
+    return render(
+        request,
+        "audit/list.html",
+        {
+            "filters": filters,
+            "errors": errors,
+            "action_options": [(a, a) for a in actions],
+            "rows": rows,
+            "total": total,
+            "offset": offset,
+            "limit": PAGE_SIZE,
+            "chain": chain,
+            "chain_problem": _problem(chain.problem, _) if chain else "",
+            "export_query": "&".join(
+                p for p in export.split("&") if p and not p.startswith(("offset=", "check="))
+            ),
+        },
+        status_code=422 if errors else 200,
+    )
+
+
+@router.get("/audit/export.csv", include_in_schema=False)
+def audit_export(
+    request: Request,
+    ctx: Ctx,
+    viewer: Auditor,
+    actor: Text = "",
+    action: Text = "",
+    target: Text = "",
+    date_from: Text = "",
+    date_to: Text = "",
+) -> Response:
+    _ = guard.environment_gettext(request)
+    filters = Filters(actor.strip(), action.strip(), target.strip(), date_from, date_to)
+    errors = _check(filters, _)
+    if errors:
+        message = "; ".join(errors.values())
+        raise InvalidInput(message, vi=message)
+    with ctx.db.read() as session:
+        rows = session.execute(
+            _query(viewer.principal, filters)
+            .with_only_columns(
+                AuditEntry.seq,
+                AuditEntry.at,
+                AuditEntry.actor,
+                AuditEntry.action,
+                AuditEntry.target,
+                AuditEntry.details,
+                AuditEntry.hash,
+            )
+            .order_by(AuditEntry.seq.desc())
+            .limit(EXPORT_LIMIT)
+        ).all()
+    header = [_("No."), _("Time"), _("Who"), _("Action"), _("Record"), _("Details"), _("Hash")]
+    body = [
+        [
+            r.seq,
+            clock.local(r.at).replace(tzinfo=None),
+            r.actor,
+            r.action,
+            r.target,
+            r.details,
+            r.hash,
+        ]
+        for r in rows
+    ]
+    response = Response(
+        csv_bytes(header, body),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": (
+                f'attachment; filename="nhat-ky-{clock.local(clock.now()):%Y%m%d-%H%M}.csv"'
+            )
+        },
+    )
+    guard.finish(request, response)
+    return response
+
+
+@router.get("/audit/{seq}", include_in_schema=False)
+def audit_entry(
+    request: Request,
+    ctx: Ctx,
+    viewer: Auditor,
+    seq: Annotated[str, Path(max_length=40)],
+) -> Response:
+    require(viewer.principal, Action.AUDIT_READ)
+    number = int(seq) if seq.isascii() and seq.isdigit() and len(seq) <= 18 else 0
+    entry = None
+    if number >= 1:
+        with ctx.db.read() as session:
+            entry = session.get(AuditEntry, number)
+    if entry is None:
+        raise NotFound(f"audit entry {seq}", vi=f"mục nhật ký {seq}")
+    try:
+        details = json.loads(entry.details)
+    except ValueError:
+        details = entry.details
+    pretty = (
+        json.dumps(details, ensure_ascii=False, indent=2, sort_keys=True)
+        if isinstance(details, dict | list)
+        else str(details)
+    )
+    target_link = None
+    if entry.target and entry.action.startswith("certificate."):
+        target_link = f"/certificates/{entry.target}"
+    return render(
+        request,
+        "audit/entry.html",
+        {"entry": entry, "details": pretty, "target_link": target_link},
+    )

@@ -1,9 +1,774 @@
-"""Pages: certificates (to be written)."""
+"""Pages: the certificates of the viewer's units — a filtered list (exported as XLSX or CSV),
+one certificate in plain words with its history and downloads, and suspend / restore /
+revoke for the province.
+
+Access: listing is filtered with :func:`kyso.registry.access.visible` exactly as the REST API
+does; one certificate is found through the REST API's own check
+(:func:`kyso.web.api_certificates._find`), and status changes go through
+:mod:`kyso.pki.status`, which re-signs the OCSP answer and writes the audit entry in the same
+transaction.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from kyso.web.ui import guard
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from kyso import clock
+from kyso.context import Context
+from kyso.errors import InvalidInput, KysoError, NotFound
+from kyso.pki import status as status_service
+from kyso.registry import organizations
+from kyso.registry.access import Action, Principal, require, visible
+from kyso.store.models import (
+    Certificate,
+    CertificateEvent,
+    CertificateRequest,
+    CertStatus,
+    IdentityRole,
+    KeyDevice,
+    Organization,
+    Person,
+    Profile,
+    RevocationReason,
+    Sector,
+    User,
+)
+from kyso.web import api_certificates
+from kyso.web.ui import guard, labels
+from kyso.web.ui.guard import Ctx, SignedIn
+from kyso.web.ui.labels import N_
+from kyso.web.ui.templating import render
 
 router = APIRouter(dependencies=[Depends(guard.ui_request)])
+
+PAGE_SIZE = 50
+EXPIRING_DAYS = ("30", "60", "90")
+SHOWN_STATUSES = ("good", "suspended", "revoked", "expired")
+EXPORT_LIMIT = 100_000  # a whole province is ~10,000; a bound keeps one export from any runaway
+
+# The reasons a person chooses from: those that fit a subscriber's certificate, in the order
+# they are usually needed (RFC 5280 §5.3.1; certificateHold is "suspend", not a revocation).
+REVOKE_REASONS = (
+    RevocationReason.KEY_COMPROMISE,
+    RevocationReason.AFFILIATION_CHANGED,
+    RevocationReason.SUPERSEDED,
+    RevocationReason.CESSATION_OF_OPERATION,
+    RevocationReason.PRIVILEGE_WITHDRAWN,
+    RevocationReason.UNSPECIFIED,
+)
+
+EVENT_NAMES = {
+    "issued": N_("Issued"),
+    "suspended": N_("Suspended"),
+    "restored": N_("Restored"),
+    "revoked": N_("Revoked"),
+}
+
+Text = Annotated[str, Query(max_length=200)]
+Note = Annotated[str, Form(max_length=2000)]
+
+
+# -- the list ----------------------------------------------------------------------------------
+@dataclass
+class Filters:
+    unit: str = ""
+    sector: str = ""
+    status: str = ""
+    profile: str = ""
+    expiring: str = ""
+    q: str = ""
+
+    def any(self) -> bool:
+        return any(vars(self).values())
+
+
+@dataclass(frozen=True)
+class Row:
+    serial: str
+    subject: str
+    holder: str
+    profile: str
+    status: str  # good / suspended / revoked / expired (good but past not_after)
+    not_before: datetime
+    not_after: datetime
+    days_left: int
+    revoked_at: datetime | None
+    reason: str | None
+    unit_name: str | None
+    unit_id: str | None
+    sector: str | None
+
+
+_CN = re.compile(r"(?:^|,)CN=((?:\\.|[^,\\])*)")
+
+
+def common_name(subject: str) -> str:
+    """The CN of an RFC 4514 subject as stored (the name people know the holder by)."""
+    found = _CN.search(subject)
+    if found is None:
+        return subject
+    return re.sub(r"\\(.)", r"\1", found.group(1))
+
+
+def shown_status(status: CertStatus | str, not_after: datetime, now: datetime) -> str:
+    value = status.value if isinstance(status, CertStatus) else str(status)
+    return "expired" if value == CertStatus.GOOD.value and not_after <= now else value
+
+
+def _units_in_view(principal: Principal, session: Session) -> list[tuple[str, str]]:
+    """(public id, name indented by depth) of every unit the viewer may filter on."""
+    require(principal, Action.ORG_READ)
+    rows = session.execute(
+        select(Organization.public_id, Organization.name, Organization.path)
+        .where(visible(principal, Organization.path))
+        .order_by(Organization.path)
+    ).all()
+    top = min((r.path.count("/") for r in rows), default=0)
+    return [(r.public_id, "\u2003" * (r.path.count("/") - top) + r.name) for r in rows]
+
+
+def _check(filters: Filters, _: Any) -> dict[str, str]:
+    """Values a browser can only send by editing the address: refused next to the field."""
+    errors: dict[str, str] = {}
+    if filters.sector and filters.sector not in {s.value for s in Sector}:
+        errors["sector"] = _("Choose a sector from the list.")
+    if filters.status and filters.status not in SHOWN_STATUSES:
+        errors["status"] = _("Choose a status from the list.")
+    if filters.profile and filters.profile not in {p.value for p in Profile}:
+        errors["profile"] = _("Choose a kind of certificate from the list.")
+    if filters.expiring and filters.expiring not in EXPIRING_DAYS:
+        errors["expiring"] = _("Choose 30, 60 or 90 days.")
+    if "\x00" in filters.q or "\x00" in filters.unit:
+        errors["q"] = _("The search text contains a character that cannot be searched.")
+    return errors
+
+
+def _query(principal: Principal, session: Session, filters: Filters, now: datetime) -> Select[Any]:
+    """The certificates in view matching the filters: the list's columns only (never the
+    DER), one statement whatever the page size."""
+    require(principal, Action.CERT_READ)
+    query = (
+        select(
+            Certificate.id,
+            Certificate.serial,
+            Certificate.subject,
+            Certificate.profile,
+            Certificate.status,
+            Certificate.not_before,
+            Certificate.not_after,
+            Certificate.revoked_at,
+            Certificate.reason,
+            Organization.name.label("unit_name"),
+            Organization.public_id.label("unit_id"),
+            Organization.sector,
+            Person.full_name.label("holder"),
+        )
+        .select_from(Certificate)
+        .outerjoin(Organization, Certificate.organization_id == Organization.id)
+        .outerjoin(Person, Certificate.person_id == Person.id)
+    )
+    if not principal.province_wide:  # a unit sees its own certificates and those below it
+        query = query.where(visible(principal, Organization.path))
+    if filters.unit:
+        root = organizations.get(principal, session, filters.unit)  # 404 / 403 outside the view
+        query = query.where(Organization.path.startswith(root.path, autoescape=True))
+    if filters.sector:
+        query = query.where(Organization.sector == Sector(filters.sector))
+    if filters.profile:
+        query = query.where(Certificate.profile == Profile(filters.profile))
+    if filters.status == "good":
+        query = query.where(Certificate.status == CertStatus.GOOD, Certificate.not_after > now)
+    elif filters.status == "expired":
+        query = query.where(Certificate.status == CertStatus.GOOD, Certificate.not_after <= now)
+    elif filters.status:
+        query = query.where(Certificate.status == CertStatus(filters.status))
+    if filters.expiring:
+        # The same rule as the home page's count and kyso.lifecycle.expiry: valid now, ending
+        # within the window, a subscriber's certificate.
+        query = query.where(
+            Certificate.status == CertStatus.GOOD,
+            Certificate.not_after > now,
+            Certificate.not_after <= now + timedelta(days=int(filters.expiring)),
+            Certificate.profile.in_((Profile.INDIVIDUAL, Profile.ORGANIZATION, Profile.DEVICE)),
+        )
+    text = filters.q.strip()
+    if text:
+        matches = [
+            Certificate.subject.icontains(text, autoescape=True),
+            Person.full_name.icontains(text, autoescape=True),
+        ]
+        serial = text.lower().replace(":", "").replace(" ", "").removeprefix("0x").lstrip("0")
+        if serial and len(serial) <= 40 and all(c in "0123456789abcdef" for c in serial):
+            matches.append(Certificate.serial.startswith(serial, autoescape=True))
+        query = query.where(or_(*matches))
+    return query
+
+
+def _rows(result: Any, now: datetime) -> list[Row]:
+    return [
+        Row(
+            serial=r.serial,
+            subject=r.subject,
+            holder=r.holder or common_name(r.subject),
+            profile=r.profile.value,
+            status=shown_status(r.status, r.not_after, now),
+            not_before=r.not_before,
+            not_after=r.not_after,
+            days_left=(r.not_after - now).days,
+            revoked_at=r.revoked_at,
+            reason=r.reason.value if r.reason else None,
+            unit_name=r.unit_name,
+            unit_id=r.unit_id,
+            sector=r.sector.value if r.sector is not None else None,
+        )
+        for r in result
+    ]
+
+
+def _filters(unit: str, sector: str, status: str, profile: str, expiring: str, q: str) -> Filters:
+    return Filters(
+        unit.strip(), sector.strip(), status.strip(), profile.strip(), expiring.strip(), q
+    )
+
+
+@router.get("/certificates", include_in_schema=False)
+def certificate_list(
+    request: Request,
+    ctx: Ctx,
+    viewer: SignedIn,
+    unit: Text = "",
+    sector: Text = "",
+    status: Text = "",
+    profile: Text = "",
+    expiring: Text = "",
+    q: Text = "",
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    _ = guard.environment_gettext(request)
+    principal = viewer.principal
+    require(principal, Action.CERT_READ)
+    filters = _filters(unit, sector, status, profile, expiring, q)
+    errors = _check(filters, _)
+    now = clock.now()
+    total, rows = 0, []
+    with ctx.db.read() as session:
+        units = _units_in_view(principal, session)
+        if not errors:
+            query = _query(principal, session, filters, now)
+            total = session.execute(
+                select(func.count()).select_from(query.order_by(None).subquery())
+            ).scalar_one()
+            rows = _rows(
+                session.execute(
+                    query.order_by(Certificate.id.desc()).offset(offset).limit(PAGE_SIZE)
+                ),
+                now,
+            )
+    export_query = str(request.url.query)
+    export_query = re.sub(r"(^|&)offset=[^&]*", "", export_query).lstrip("&")
+    return render(
+        request,
+        "certificates/list.html",
+        {
+            "filters": filters,
+            "errors": errors,
+            "units": units,
+            "rows": rows,
+            "total": total,
+            "offset": offset,
+            "limit": PAGE_SIZE,
+            "statuses": [(s, labels.label("cert_status", s, _)) for s in SHOWN_STATUSES],
+            "export_query": export_query,
+        },
+        status_code=422 if errors else 200,
+    )
+
+
+# -- export ------------------------------------------------------------------------------------
+def _export_rows(
+    ctx: Context, principal: Principal, filters: Filters, _: Any
+) -> tuple[list[str], list[list[Any]]]:
+    now = clock.now()
+    with ctx.db.read() as session:
+        query = _query(principal, session, filters, now)
+        rows = _rows(
+            session.execute(query.order_by(Certificate.id.desc()).limit(EXPORT_LIMIT)), now
+        )
+    header = [
+        _("Serial number"),
+        _("Certificate holder"),
+        _("Subject"),
+        _("Unit"),
+        _("Sector"),
+        _("Kind"),
+        _("Status"),
+        _("Valid from"),
+        _("Valid until"),
+        _("Days left"),
+        _("Revoked or suspended at"),
+        _("Reason"),
+    ]
+    names: dict[tuple[str, str | None], str] = {}
+
+    def name(kind: str, value: str | None) -> str:  # one lookup per distinct value
+        if value is None:
+            return ""
+        key = (kind, value)
+        if key not in names:
+            names[key] = labels.label(kind, value, _)
+        return names[key]
+
+    def local(moment: datetime | None) -> datetime | None:
+        return clock.local(moment).replace(tzinfo=None) if moment is not None else None
+
+    body = [
+        [
+            r.serial,
+            r.holder,
+            r.subject,
+            r.unit_name or "",
+            name("sector", r.sector),
+            name("profile", r.profile),
+            name("cert_status", r.status),
+            local(r.not_before),
+            local(r.not_after),
+            max(r.days_left, 0) if r.status == "good" else None,
+            local(r.revoked_at),
+            name("reason", r.reason),
+        ]
+        for r in rows
+    ]
+    return header, body
+
+
+def _export_filters(
+    request: Request, unit: str, sector: str, status: str, profile: str, expiring: str, q: str
+) -> Filters:
+    _ = guard.environment_gettext(request)
+    filters = _filters(unit, sector, status, profile, expiring, q)
+    errors = _check(filters, _)
+    if errors:
+        raise InvalidInput("; ".join(errors.values()), vi="; ".join(errors.values()))
+    return filters
+
+
+def _filename(kind: str) -> str:
+    return f"chung-thu-so-{clock.local(clock.now()):%Y%m%d-%H%M}.{kind}"
+
+
+@router.get("/certificates/export.xlsx", include_in_schema=False)
+def export_xlsx(
+    request: Request,
+    ctx: Ctx,
+    viewer: SignedIn,
+    unit: Text = "",
+    sector: Text = "",
+    status: Text = "",
+    profile: Text = "",
+    expiring: Text = "",
+    q: Text = "",
+) -> Response:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    _ = guard.environment_gettext(request)
+    filters = _export_filters(request, unit, sector, status, profile, expiring, q)
+    header, body = _export_rows(ctx, viewer.principal, filters, _)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(_("Certificates"))
+    widths = (34, 28, 60, 34, 18, 18, 14, 17, 17, 10, 17, 22)
+    for index, width in enumerate(widths):
+        sheet.column_dimensions[chr(ord("A") + index)].width = width
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    titles = []
+    for title in header:
+        cell = WriteOnlyCell(sheet, value=title)
+        cell.font = bold
+        titles.append(cell)
+    sheet.append(titles)
+    for values in body:
+        cells: list[Any] = []
+        for value in values:
+            if isinstance(value, str) and value.startswith("="):
+                cell = WriteOnlyCell(sheet, value=value)
+                cell.data_type = "s"  # a name starting with "=" stays text, never a formula
+                cells.append(cell)
+            elif isinstance(value, datetime):
+                cell = WriteOnlyCell(sheet, value=value)
+                cell.number_format = "DD/MM/YYYY HH:MM"
+                cells.append(cell)
+            else:
+                cells.append(value)
+        sheet.append(cells)
+    out = io.BytesIO()
+    book.save(out)
+    return _download(
+        request,
+        out.getvalue(),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        _filename("xlsx"),
+    )
+
+
+def csv_cell(value: Any) -> str:
+    """Text as a spreadsheet opens it: dates as officials write them, and a leading
+    = + - @ made harmless (CSV formula injection, OWASP)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y %H:%M")
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_bytes(header: list[str], body: list[list[Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for values in body:
+        writer.writerow([csv_cell(v) for v in values])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")  # the BOM makes Excel read UTF-8
+
+
+@router.get("/certificates/export.csv", include_in_schema=False)
+def export_csv(
+    request: Request,
+    ctx: Ctx,
+    viewer: SignedIn,
+    unit: Text = "",
+    sector: Text = "",
+    status: Text = "",
+    profile: Text = "",
+    expiring: Text = "",
+    q: Text = "",
+) -> Response:
+    _ = guard.environment_gettext(request)
+    filters = _export_filters(request, unit, sector, status, profile, expiring, q)
+    header, body = _export_rows(ctx, viewer.principal, filters, _)
+    return _download(request, csv_bytes(header, body), "text/csv; charset=utf-8", _filename("csv"))
+
+
+def _download(request: Request, content: bytes, media_type: str, filename: str) -> Response:
+    response = Response(
+        content,
+        media_type=media_type,
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+    guard.finish(request, response)
+    return response
+
+
+# -- one certificate ---------------------------------------------------------------------------
+def _find(ctx: Context, serial: str, principal: Principal, action: Action) -> Certificate:
+    """The certificate, if the viewer may do ``action`` on it: the REST API's own check."""
+    return api_certificates._find(ctx, serial, principal, action)
+
+
+def _uses(cert: x509.Certificate, _: Any) -> list[str]:
+    """What the certificate may be used for, in plain words, from its key usage and
+    extended key usage (RFC 5280 §4.2.1.3, §4.2.1.12)."""
+    uses: list[str] = []
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        ku = None
+    try:
+        eku = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        eku = set()
+    if ku is not None and ku.key_cert_sign:
+        uses.append(_("Issuing other certificates (a certificate authority)"))
+    if ku is not None and ku.crl_sign:
+        uses.append(_("Signing lists of revoked certificates"))
+    if ku is not None and ku.digital_signature and not (ku.key_cert_sign or eku):
+        uses.append(_("Digital signatures"))
+    if ku is not None and ku.content_commitment:
+        uses.append(
+            _("Signing documents: the holder cannot later deny having signed (non-repudiation)")
+        )
+    if ExtendedKeyUsageOID.EMAIL_PROTECTION in eku:
+        uses.append(_("Signing and encrypting e-mail"))
+    if ExtendedKeyUsageOID.CLIENT_AUTH in eku:
+        uses.append(_("Logging in to systems that accept digital certificates"))
+    if ExtendedKeyUsageOID.SERVER_AUTH in eku:
+        uses.append(_("Identifying a server or service (HTTPS)"))
+    if ExtendedKeyUsageOID.TIME_STAMPING in eku:
+        uses.append(_("Time-stamping documents"))
+    if ExtendedKeyUsageOID.OCSP_SIGNING in eku:
+        uses.append(_("Answering certificate status queries (OCSP)"))
+    if ku is not None and (ku.key_encipherment or ku.key_agreement):
+        uses.append(_("Receiving encrypted documents"))
+    return uses
+
+
+def _key_place(location: str, device: KeyDevice | None, _: Any) -> str:
+    """Where the private key lives, by kind only: never a key id, label or PIN."""
+    if location.startswith("token:") or (device is not None and location == "csr"):
+        return _("On a USB token held by the subscriber")
+    if location.startswith("pkcs11:"):
+        return _("In the CA's hardware security module (HSM), for signing on the server")
+    if location.startswith("software:"):
+        return _("On the kyso server, for signing on the server")
+    if location == "pkcs12":
+        return _("Given to the subscriber as a protected PKCS#12 file")
+    if location == "csr":
+        return _("With the subscriber: the key was made on their own device and never left it")
+    return _("Not recorded")
+
+
+def _actors(session: Session, actors: set[str]) -> dict[str, str]:
+    """'user:lan' → 'Nguyễn Thị Lan' for the people named in a history (one query)."""
+    names = {a.removeprefix("user:") for a in actors if a.startswith("user:")}
+    if not names:
+        return {}
+    rows = session.execute(
+        select(User.username, User.full_name).where(User.username.in_(names))
+    ).all()
+    return {f"user:{r.username}": r.full_name for r in rows}
+
+
+def _detail(
+    request: Request,
+    ctx: Context,
+    viewer: Any,
+    serial: str,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    _ = guard.environment_gettext(request)
+    row = _find(ctx, serial, viewer.principal, Action.CERT_READ)
+    cert = x509.load_der_x509_certificate(row.der)
+    now = clock.now()
+    with ctx.db.read() as session:
+        org = session.get(Organization, row.organization_id) if row.organization_id else None
+        person = session.get(Person, row.person_id) if row.person_id else None
+        device = session.get(KeyDevice, row.device_id) if row.device_id else None
+        events = list(
+            session.execute(
+                select(CertificateEvent)
+                .where(CertificateEvent.certificate_id == row.id)
+                .order_by(CertificateEvent.at.desc(), CertificateEvent.id.desc())
+            ).scalars()
+        )
+        names = _actors(session, {e.actor for e in events})
+        request_id = session.execute(
+            select(CertificateRequest.public_id).where(CertificateRequest.certificate_id == row.id)
+        ).scalar_one_or_none()
+    issuer_cn = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    shown = shown_status(row.status, row.not_after, now)
+    context = {
+        "cert": row,
+        "serial_colons": ":".join(
+            row.serial.rjust(len(row.serial) + len(row.serial) % 2, "0")[i : i + 2]
+            for i in range(0, len(row.serial) + len(row.serial) % 2, 2)
+        ).upper(),
+        "holder": person.full_name if person else common_name(row.subject),
+        "person": person,
+        "position": person.position if person else None,
+        "org": org,
+        "device": device,
+        "status": shown,
+        "days_left": (row.not_after - now).days,
+        "uses": _uses(cert, _),
+        "key_place": _key_place(row.key_location, device, _),
+        "issuer": str(issuer_cn[0].value) if issuer_cn else cert.issuer.rfc4514_string(),
+        "issuer_id": row.issuer_id,
+        "sha256": ":".join(f"{b:02X}" for b in hashlib.sha256(row.der).digest()),
+        "sha1": ":".join(f"{b:02X}" for b in hashlib.sha1(row.der, usedforsecurity=False).digest()),
+        "key_text": _key_text(cert),
+        "emails": _emails(cert),
+        "events": [
+            {
+                "at": e.at,
+                "kind": _(EVENT_NAMES.get(e.kind.value, e.kind.value)),
+                "kind_value": e.kind.value,
+                "reason": e.reason.value if e.reason else None,
+                "actor": names.get(e.actor, e.actor),
+                "note": e.note,
+            }
+            for e in events
+        ],
+        "request_id": request_id,
+        "reasons": [("", _("— choose a reason —"))]
+        + [(r.value, labels.label("reason", r, _)) for r in REVOKE_REASONS],
+        "errors": errors or {},
+        "form": form or {},
+    }
+    return render(request, "certificates/detail.html", context, status_code=status_code)
+
+
+def _key_text(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size} bit"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {key.curve.name}"
+    return type(key).__name__
+
+
+def _emails(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.get_values_for_type(x509.RFC822Name))
+
+
+@router.get("/certificates/{serial}", include_in_schema=False)
+def certificate_page(request: Request, ctx: Ctx, viewer: SignedIn, serial: str) -> Response:
+    return _detail(request, ctx, viewer, serial)
+
+
+# -- downloads (what GET /api/v1/certificates/{serial}/pem serves, for a logged-in browser) ---
+def _pem_chain(ctx: Context, row: Certificate) -> bytes:
+    """The certificate, the CA that issued it, and that CA's issuers up to the root."""
+    leaf = x509.load_der_x509_certificate(row.der)
+    parts = [leaf.public_bytes(Encoding.PEM)]
+    issuer = ctx.authority.identity_by_id(row.issuer_id)
+    parts.append(issuer.pem().encode())
+    root = ctx.authority.identity(IdentityRole.ROOT)
+    if root.id != issuer.id:
+        parts.append(root.pem().encode())
+    return b"".join(parts)
+
+
+@router.get("/certificates/{serial}/certificate.pem", include_in_schema=False)
+def download_pem(request: Request, ctx: Ctx, viewer: SignedIn, serial: str) -> Response:
+    row = _find(ctx, serial, viewer.principal, Action.CERT_READ)
+    pem = x509.load_der_x509_certificate(row.der).public_bytes(Encoding.PEM)
+    return _download(request, pem, "application/x-pem-file", f"{row.serial}.pem")
+
+
+@router.get("/certificates/{serial}/certificate.cer", include_in_schema=False)
+def download_der(request: Request, ctx: Ctx, viewer: SignedIn, serial: str) -> Response:
+    row = _find(ctx, serial, viewer.principal, Action.CERT_READ)
+    return _download(request, row.der, "application/pkix-cert", f"{row.serial}.cer")
+
+
+@router.get("/certificates/{serial}/chain.pem", include_in_schema=False)
+def download_chain(request: Request, ctx: Ctx, viewer: SignedIn, serial: str) -> Response:
+    row = _find(ctx, serial, viewer.principal, Action.CERT_READ)
+    return _download(
+        request,
+        _pem_chain(ctx, row),
+        "application/pem-certificate-chain",
+        f"{row.serial}-chain.pem",
+    )
+
+
+# -- suspend / restore / revoke ----------------------------------------------------------------
+def _change(
+    request: Request,
+    ctx: Context,
+    viewer: Any,
+    serial: str,
+    action: str,
+    *,
+    reason: RevocationReason | None = None,
+    note: str | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    _ = guard.environment_gettext(request)
+    row = _find(ctx, serial, viewer.principal, Action.CERT_REVOKE)
+    actor = viewer.principal.actor
+    try:
+        with ctx.db.session() as session:
+            if action == "suspend":
+                status_service.suspend(session, ctx.authority, row.serial, actor, note)
+            elif action == "restore":
+                status_service.restore(session, ctx.authority, row.serial, actor, note)
+            else:
+                assert reason is not None
+                status_service.revoke(session, ctx.authority, row.serial, reason, actor, note)
+    except NotFound:
+        raise
+    except KysoError as exc:
+        return _detail(
+            request,
+            ctx,
+            viewer,
+            row.serial,
+            errors={"form": exc.message(guard.language(request))},
+            form=form,
+            status_code=exc.http_status,
+        )
+    done = {
+        "suspend": _("The certificate is suspended. It can be restored later."),
+        "restore": _("The certificate is valid again."),
+        "revoke": _("The certificate is revoked."),
+    }[action]
+    return guard.redirect(request, f"/certificates/{row.serial}", done)
+
+
+def _clean_note(note: str) -> str | None:
+    return note.strip() or None
+
+
+@router.post("/certificates/{serial}/suspend", include_in_schema=False)
+def suspend(
+    request: Request, ctx: Ctx, viewer: SignedIn, serial: str, hold_note: Note = ""
+) -> Response:
+    _ = guard.environment_gettext(request)
+    if "\x00" in hold_note:
+        _find(ctx, serial, viewer.principal, Action.CERT_REVOKE)
+        return _detail(
+            request,
+            ctx,
+            viewer,
+            serial,
+            errors={"hold_note": _("The note contains a character that cannot be stored.")},
+            status_code=422,
+        )
+    return _change(request, ctx, viewer, serial, "suspend", note=_clean_note(hold_note))
+
+
+@router.post("/certificates/{serial}/restore", include_in_schema=False)
+def restore(request: Request, ctx: Ctx, viewer: SignedIn, serial: str) -> Response:
+    return _change(request, ctx, viewer, serial, "restore")
+
+
+@router.post("/certificates/{serial}/revoke", include_in_schema=False)
+def revoke(
+    request: Request,
+    ctx: Ctx,
+    viewer: SignedIn,
+    serial: str,
+    reason: Annotated[str, Form(max_length=100)] = "",
+    note: Note = "",
+) -> Response:
+    _ = guard.environment_gettext(request)
+    # Who may revoke is checked before the form is: an officer learns nothing from a 422.
+    _find(ctx, serial, viewer.principal, Action.CERT_REVOKE)
+    errors: dict[str, str] = {}
+    chosen = next((r for r in REVOKE_REASONS if r.value == reason), None)
+    if not reason:
+        errors["reason"] = _("Choose why the certificate is revoked.")
+    elif chosen is None:
+        errors["reason"] = _("Choose one of the reasons in the list.")
+    if "\x00" in note:
+        errors["note"] = _("The note contains a character that cannot be stored.")
+    form = {"reason": reason, "note": note.replace("\x00", "")}
+    if errors:
+        return _detail(request, ctx, viewer, serial, errors=errors, form=form, status_code=422)
+    return _change(
+        request, ctx, viewer, serial, "revoke", reason=chosen, note=_clean_note(note), form=form
+    )
