@@ -73,9 +73,10 @@ def used_messages(root: Path) -> dict[str, list[str]]:
     for filename, lineno, message, _comments, _context in extract_from_dir(
         str(root), method_map, options_map, keywords=keywords
     ):
-        for msgid in message if isinstance(message, tuple) else (message,):
-            if msgid:
-                found[msgid].append(f"{filename}:{lineno}")
+        # a plural pair is one catalog entry, keyed by its singular
+        msgid = message[0] if isinstance(message, tuple) else message
+        if msgid:
+            found[msgid].append(f"{filename}:{lineno}")
     return found
 
 
@@ -85,5 +86,11 @@ def untranslated(root: Path, lang: str = "vi") -> dict[str, list[str]]:
     return {
         msgid: places
         for msgid, places in used_messages(root).items()
-        if (entry := merged.get(msgid)) is None or not entry.string
+        if (entry := merged.get(msgid)) is None or not _translated(entry.string)
     }
+
+
+def _translated(string: str | tuple[str, ...] | None) -> bool:
+    if isinstance(string, tuple):
+        return all(string)
+    return bool(string)
