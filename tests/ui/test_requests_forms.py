@@ -117,6 +117,13 @@ def test_a_token_key_without_a_device_is_refused_next_to_the_device_field(
     answer = officer.post(NEW_01, {**individual_form(), "key_source": "token", "action": "submit"})
     assert answer.status_code == 422
     assert 'id="e-device"' in answer.text
+    unknown = officer.post(
+        NEW_01,
+        {**individual_form(), "key_source": "token", "device": "KHONG-CO", "action": "draft"},
+    )
+    assert unknown.status_code == 422
+    block = re.search(r'<label for="f-device">.*?</div>', unknown.text, re.S)
+    assert block and 'id="e-device"' in block.group(0) and 'value="KHONG-CO"' in block.group(0)
 
 
 def test_the_officer_hands_over_the_issued_certificate_and_cancels_a_draft(

@@ -442,10 +442,12 @@ async def create_request(request: Request, ctx: Ctx, viewer: SignedIn, type_code
             _create, ctx, who, request_type, data, subject_unit, key, submit
         )
     except (FieldErrors, KysoError) as exc:
-        if exc.http_status not in (409, 422, 400) or exc.code == "too_large":
+        if exc.http_status not in (404, 409, 422, 400) or exc.code == "too_large":
             raise
         known = {f.name for f in _all_fields(request_type)} | set(KEY_FIELDS) | {"subject_unit"}
         errors = _field_errors(request, exc, known)
+        if exc.http_status == 404 and typed.get("device"):  # the token named is not known
+            errors = {"device": exc.message(guard.language(request))}
     if errors:
         with ctx.db.read() as session:
             units = _units(who, session)
@@ -809,10 +811,12 @@ async def edit_request(
             _edit, ctx, who, public_id, data, subject_unit, key, version, submit
         )
     except KysoError as exc:
-        if exc.http_status not in (409, 422, 400) or exc.code == "too_large":
+        if exc.http_status not in (404, 409, 422, 400) or exc.code == "too_large":
             raise
         known = {f.name for f in _all_fields(request_type)} | set(KEY_FIELDS) | {"subject_unit"}
         errors = _field_errors(request, exc, known)
+        if exc.http_status == 404 and typed.get("device"):  # the token named is not known
+            errors = {"device": exc.message(guard.language(request))}
     if errors:
         with ctx.db.read() as session:
             units = _units(who, session)
