@@ -432,3 +432,26 @@ def test_who_may_open_the_signing_pages(world: World, web_for: Callable[..., Web
     anonymous = web_for().get("/sign", follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
     assert web_for("admin1").get("/sign").status_code == 200
+
+
+def test_the_incoming_mark_goes_top_left_with_its_received_number_and_date(
+    world: World, web_for: Callable[..., Web], babe_key: str
+) -> None:
+    web = web_for("officer")
+    upload_id = upload(web, samples.official_document())
+    bad_date = sign(
+        web,
+        upload_id,
+        {"kind": "incoming", "key_id": babe_key, "place": "corner", "received_number": "123",
+         "received_date": "31/02/2026"},
+    )  # fmt: skip
+    assert bad_date.status_code == 422 and 'id="e-received_date"' in bad_date.text
+    done = sign(
+        web,
+        upload_id,
+        {"kind": "incoming", "key_id": babe_key, "place": "corner", "received_number": "123",
+         "received_date": "2026-03-02", "receiving_org": "UBND huyện Ba Bể"},
+    )  # fmt: skip
+    assert done.status_code == 303, done.text[:3000]
+    page_index, (x1, _, _, y2) = widget_rect(web.get(f"/sign/{upload_id}/signed.pdf").content)
+    assert page_index == 0 and x1 < 100 and y2 > 800
