@@ -24,7 +24,7 @@ def seqs(html: str) -> list[int]:
 def test_only_administrators_and_auditors_read_the_log(world: World, web_for) -> None:
     for who in ("officer", "officer_ns"):
         visitor = web_for(who)
-        for url in ("/audit", "/audit/1", "/audit/export.csv", "/audit?check=1"):
+        for url in ("/audit", "/audit/1", "/audit/export.csv", "/audit/check"):
             assert visitor.get(url).status_code == 403, (who, url)
     assert web_for("admin1").get("/audit").status_code == 200
     page = web_for("auditor").get("/audit")
@@ -36,7 +36,9 @@ def test_only_administrators_and_auditors_read_the_log(world: World, web_for) ->
 def test_the_chain_check_says_intact_then_names_the_broken_entry(world: World, web_for) -> None:
     serial = issue(world, "babe")
     auditor = web_for("auditor")
-    page = auditor.get("/audit", params={"check": "1"})
+    listing = auditor.get("/audit")
+    assert 'action="/audit/check"' in listing.text and "Kiểm tra chuỗi ngay" in listing.text
+    page = auditor.get("/audit/check")
     assert page.status_code == 200
     assert 'data-chain="ok"' in page.text and "Chuỗi nhật ký toàn vẹn" in page.text
     with world.ctx.db.session() as session:
@@ -46,7 +48,7 @@ def test_the_chain_check_says_intact_then_names_the_broken_entry(world: World, w
             update(AuditEntry).where(AuditEntry.seq == seq).values(details='{"forged": true}')
         )
     try:
-        page = auditor.get("/audit", params={"check": "1"})
+        page = auditor.get("/audit/check")
         assert page.status_code == 200
         assert 'data-chain="broken"' in page.text
         assert f"Chuỗi nhật ký bị đứt tại mục {seq}" in page.text
@@ -57,7 +59,7 @@ def test_the_chain_check_says_intact_then_names_the_broken_entry(world: World, w
             session.execute(
                 update(AuditEntry).where(AuditEntry.seq == seq).values(details=original)
             )
-    assert 'data-chain="ok"' in auditor.get("/audit", params={"check": "1"}).text
+    assert 'data-chain="ok"' in auditor.get("/audit/check").text
 
 
 def test_search_filters_entries(world: World, web_for) -> None:

@@ -26,6 +26,7 @@ from kyso.store.models import (
     Certificate,
     CertStatus,
     IdentityRole,
+    Profile,
     RequestType,
     RevocationReason,
 )
@@ -344,3 +345,22 @@ def test_a_post_without_the_csrf_token_is_refused(world: World, web_for) -> None
 def test_anonymous_visitors_are_sent_to_the_login(web) -> None:
     reply = web.get("/certificates", follow_redirects=False)
     assert reply.status_code == 303 and reply.headers["location"].startswith("/login")
+
+
+def test_the_cas_own_certificates_cannot_be_changed_by_a_click(world: World, web_for) -> None:
+    with world.ctx.db.read() as session:
+        root = session.execute(
+            select(Certificate).where(Certificate.profile == Profile.ROOT_CA)
+        ).scalar_one()
+    admin = web_for("admin1")
+    page = admin.get(f"/certificates/{root.serial}")
+    assert page.status_code == 200 and "CA gốc" in page.text
+    assert "/suspend" not in page.text and "/revoke" not in page.text
+    try:
+        reply = admin.post(f"/certificates/{root.serial}/suspend", {})
+        assert reply.status_code == 409 and "lệnh kyso trên máy chủ" in reply.text
+        assert row(world, root.serial).status is CertStatus.GOOD
+    finally:  # never leave the shared CA suspended, whatever happened
+        if row(world, root.serial).status is CertStatus.SUSPENDED:
+            with world.ctx.db.session() as session:
+                status.restore(session, world.ctx.authority, root.serial, "test")

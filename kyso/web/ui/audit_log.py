@@ -149,7 +149,6 @@ def audit_list(
     target: Text = "",
     date_from: Text = "",
     date_to: Text = "",
-    check: Annotated[str, Query(max_length=5)] = "",
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> Response:
     _ = guard.environment_gettext(request)
@@ -166,7 +165,6 @@ def audit_list(
                     query.order_by(AuditEntry.seq.desc()).offset(offset).limit(PAGE_SIZE)
                 ).scalars()
             )
-    chain = _verify(ctx) if check else None
     export = request.url.query
     return render(
         request,
@@ -179,10 +177,8 @@ def audit_list(
             "total": total,
             "offset": offset,
             "limit": PAGE_SIZE,
-            "chain": chain,
-            "chain_problem": _problem(chain.problem, _) if chain else "",
             "export_query": "&".join(
-                p for p in export.split("&") if p and not p.startswith(("offset=", "check="))
+                p for p in export.split("&") if p and not p.startswith("offset=")
             ),
         },
         status_code=422 if errors else 200,
@@ -245,6 +241,20 @@ def audit_export(
     )
     guard.finish(request, response)
     return response
+
+
+@router.get("/audit/check", include_in_schema=False)
+def audit_check(request: Request, ctx: Ctx, viewer: Auditor) -> Response:
+    """Walk the whole chain now. On demand, not on every page: it reads every entry (about a
+    second per 10,000 entries, measured on SQLite and PostgreSQL), and the log only grows."""
+    _ = guard.environment_gettext(request)
+    require(viewer.principal, Action.AUDIT_READ)
+    chain = _verify(ctx)
+    return render(
+        request,
+        "audit/check.html",
+        {"chain": chain, "chain_problem": _problem(chain.problem, _)},
+    )
 
 
 @router.get("/audit/{seq}", include_in_schema=False)

@@ -9,8 +9,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -18,6 +16,7 @@ from fastapi.responses import Response
 from kyso.pki.authority import Identity
 from kyso.store.models import IdentityRole
 from kyso.web.ui import guard
+from kyso.web.ui.certificates import colons, key_text
 from kyso.web.ui.guard import Ctx, MaybeSignedIn
 from kyso.web.ui.templating import render
 
@@ -41,19 +40,6 @@ class CaView:
     crl: str
 
 
-def _hex(data: bytes) -> str:
-    return ":".join(f"{b:02X}" for b in data)
-
-
-def _key(cert: x509.Certificate) -> str:
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"RSA {key.key_size} bit"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"ECDSA {key.curve.name}"
-    return type(key).__name__
-
-
 def _view(identity: Identity, crl_url: str) -> CaView:
     cert = identity.certificate
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -67,9 +53,9 @@ def _view(identity: Identity, crl_url: str) -> CaView:
         serial=format(cert.serial_number, "X"),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        key=_key(cert),
-        sha256=_hex(hashlib.sha256(identity.der).digest()),
-        sha1=_hex(hashlib.sha1(identity.der, usedforsecurity=False).digest()),
+        key=key_text(cert),
+        sha256=colons(hashlib.sha256(identity.der).digest()),
+        sha1=colons(hashlib.sha1(identity.der, usedforsecurity=False).digest()),
         download=f"/ca/{identity.id}.crt",
         crl=crl_url,
     )

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from kyso import clock
 from kyso.context import Context
-from kyso.errors import InvalidInput, KysoError, NotFound
+from kyso.errors import InvalidInput, InvalidTransition, KysoError, NotFound
 from kyso.pki import status as status_service
 from kyso.registry import organizations
 from kyso.registry.access import Action, Principal, require, visible
@@ -70,6 +71,9 @@ REVOKE_REASONS = (
     RevocationReason.PRIVILEGE_WITHDRAWN,
     RevocationReason.UNSPECIFIED,
 )
+
+# The CA's own certificates: changed only with the kyso command on the server, never by a click.
+CA_PROFILES = frozenset({Profile.ROOT_CA, Profile.SUB_CA, Profile.OCSP, Profile.TSA})
 
 EVENT_NAMES = {
     "issued": N_("Issued"),
@@ -152,8 +156,10 @@ def _check(filters: Filters, _: Any) -> dict[str, str]:
         errors["profile"] = _("Choose a kind of certificate from the list.")
     if filters.expiring and filters.expiring not in EXPIRING_DAYS:
         errors["expiring"] = _("Choose 30, 60 or 90 days.")
-    if "\x00" in filters.q or "\x00" in filters.unit:
+    if "\x00" in filters.q:
         errors["q"] = _("The search text contains a character that cannot be searched.")
+    if "\x00" in filters.unit:
+        errors["unit"] = _("Choose a unit from the list.")
     return errors
 
 
@@ -197,8 +203,8 @@ def _query(principal: Principal, session: Session, filters: Filters, now: dateti
     elif filters.status:
         query = query.where(Certificate.status == CertStatus(filters.status))
     if filters.expiring:
-        # The same rule as the home page's count and kyso.lifecycle.expiry: valid now, ending
-        # within the window, a subscriber's certificate.
+        # kyso.lifecycle.expiry's rule: valid now, ending within the window, a subscriber's
+        # certificate (the home page's tile counts the same, among certificates tied to a unit).
         query = query.where(
             Certificate.status == CertStatus.GOOD,
             Certificate.not_after > now,
@@ -568,17 +574,20 @@ def _detail(
             ).scalars()
         )
         names = _actors(session, {e.actor for e in events})
-        request_id = session.execute(
-            select(CertificateRequest.public_id).where(CertificateRequest.certificate_id == row.id)
-        ).scalar_one_or_none()
+        request_id = (
+            session.execute(
+                select(CertificateRequest.public_id)
+                .where(CertificateRequest.certificate_id == row.id)
+                .order_by(CertificateRequest.id)
+            )
+            .scalars()
+            .first()
+        )
     issuer_cn = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
     shown = shown_status(row.status, row.not_after, now)
     context = {
         "cert": row,
-        "serial_colons": ":".join(
-            row.serial.rjust(len(row.serial) + len(row.serial) % 2, "0")[i : i + 2]
-            for i in range(0, len(row.serial) + len(row.serial) % 2, 2)
-        ).upper(),
+        "serial_colons": colons(int(row.serial, 16).to_bytes((len(row.serial) + 1) // 2, "big")),
         "holder": person.full_name if person else common_name(row.subject),
         "person": person,
         "position": person.position if person else None,
@@ -590,9 +599,10 @@ def _detail(
         "key_place": _key_place(row.key_location, device, _),
         "issuer": str(issuer_cn[0].value) if issuer_cn else cert.issuer.rfc4514_string(),
         "issuer_id": row.issuer_id,
-        "sha256": ":".join(f"{b:02X}" for b in hashlib.sha256(row.der).digest()),
-        "sha1": ":".join(f"{b:02X}" for b in hashlib.sha1(row.der, usedforsecurity=False).digest()),
-        "key_text": _key_text(cert),
+        "sha256": colons(hashlib.sha256(row.der).digest()),
+        "sha1": colons(hashlib.sha1(row.der, usedforsecurity=False).digest()),
+        "key_text": key_text(cert),
+        "ca_own": row.profile in CA_PROFILES,
         "emails": _emails(cert),
         "events": [
             {
@@ -614,9 +624,12 @@ def _detail(
     return render(request, "certificates/detail.html", context, status_code=status_code)
 
 
-def _key_text(cert: x509.Certificate) -> str:
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+def colons(data: bytes) -> str:
+    """Bytes as certificate viewers show them: 3A:F0:…"""
+    return ":".join(f"{b:02X}" for b in data)
 
+
+def key_text(cert: x509.Certificate) -> str:
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         return f"RSA {key.key_size} bit"
@@ -640,15 +653,15 @@ def certificate_page(request: Request, ctx: Ctx, viewer: SignedIn, serial: str) 
 
 # -- downloads (what GET /api/v1/certificates/{serial}/pem serves, for a logged-in browser) ---
 def _pem_chain(ctx: Context, row: Certificate) -> bytes:
-    """The certificate, the CA that issued it, and that CA's issuers up to the root."""
-    leaf = x509.load_der_x509_certificate(row.der)
-    parts = [leaf.public_bytes(Encoding.PEM)]
+    """The certificate, then the CA that issued it, then the root (each once: a CA's own
+    certificate is not repeated)."""
+    chain = [row.der]
     issuer = ctx.authority.identity_by_id(row.issuer_id)
-    parts.append(issuer.pem().encode())
     root = ctx.authority.identity(IdentityRole.ROOT)
-    if root.id != issuer.id:
-        parts.append(root.pem().encode())
-    return b"".join(parts)
+    for der in (issuer.der, root.der):
+        if der not in chain:
+            chain.append(der)
+    return b"".join(x509.load_der_x509_certificate(d).public_bytes(Encoding.PEM) for d in chain)
 
 
 @router.get("/certificates/{serial}/certificate.pem", include_in_schema=False)
@@ -691,6 +704,11 @@ def _change(
     row = _find(ctx, serial, viewer.principal, Action.CERT_REVOKE)
     actor = viewer.principal.actor
     try:
+        if row.profile in CA_PROFILES:
+            raise InvalidTransition(
+                "the CA's own certificates are changed with the kyso command on the server",
+                vi="chứng thư của chính CA chỉ được thay đổi bằng lệnh kyso trên máy chủ",
+            )
         with ctx.db.session() as session:
             if action == "suspend":
                 status_service.suspend(session, ctx.authority, row.serial, actor, note)
