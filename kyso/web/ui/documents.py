@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, false, or_, select, true
 from starlette.concurrency import run_in_threadpool
 
 from kyso import clock
@@ -311,7 +311,9 @@ def _common_name(subject: str) -> str:
     return subject
 
 
-def usable_keys(ctx: Context, viewer: Viewer, limit: int = 200) -> list[UsableKey]:
+def usable_keys(
+    ctx: Context, viewer: Viewer, limit: int = 200, only: str | None = None
+) -> list[UsableKey]:
     """Keys kyso holds whose valid certificate was issued to the viewer's own person record,
     or to their unit (or a unit below it, as ``_may_use_key`` allows) as an organization."""
     prefix = f"{ctx.keystore.name}:"
@@ -332,6 +334,7 @@ def usable_keys(ctx: Context, viewer: Viewer, limit: int = 200) -> list[UsableKe
                 Certificate.status == CertStatus.GOOD,
                 Certificate.not_after > clock.now(),
                 or_(mine, unit),
+                Certificate.key_location == prefix + only if only is not None else true(),
             )
             .order_by(Certificate.id.desc())
             .limit(limit)
@@ -357,7 +360,7 @@ def _check_key(ctx: Context, viewer: Viewer, key_id: str) -> None:
     """The same check as the REST API (``_may_use_key``), and the key must be one listed to
     the viewer: a unit's seal or the viewer's own key, never a colleague's personal key."""
     api_documents._may_use_key(ctx, viewer.principal, key_id)
-    if key_id not in {k.key_id for k in usable_keys(ctx, viewer, limit=10_000)}:
+    if not usable_keys(ctx, viewer, limit=1, only=key_id):
         raise Forbidden(
             "this key is not one you may sign with", vi="bạn không được ký bằng khóa này"
         )
@@ -721,7 +724,7 @@ async def sign_document(
             "kind": form.kind,
             "level": form.level,
             "key": next(
-                (k.holder for k in usable_keys(ctx, viewer) if k.key_id == form.key_id),
+                (k.holder for k in usable_keys(ctx, viewer, limit=1, only=form.key_id)),
                 form.key_id,
             ),
         }
