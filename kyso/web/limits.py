@@ -10,7 +10,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` (413) whether or not Content-Length is honest."""
+    """Refuse bodies over ``max_bytes`` (413) whether or not Content-Length is honest.
+
+    The refusal is raised where the application reads the body, so the app's own error
+    handlers answer it: JSON for the API, the site's error page for a browser's form."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -20,20 +23,20 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = 0
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = self.max_bytes + 1
-                if declared > self.max_bytes:
-                    await _too_large(send, self.max_bytes)
-                    return
         seen = 0
         responded = False
 
         async def limited() -> dict[str, Any]:
             nonlocal seen
+            if declared > self.max_bytes:
+                raise _TooLarge(self.max_bytes)  # without reading a byte of it
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
