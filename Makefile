@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ca.py
 	$(BIN)/python benchmarks/bench_signing.py
 	$(BIN)/python benchmarks/bench_bulk.py
+	@bash -c 'export "$$(bash scripts/test-setup.sh)"; $(BIN)/python benchmarks/bench_web.py'
 
 clean:
 	rm -rf var/test .pytest_cache

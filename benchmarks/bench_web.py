@@ -25,7 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,7 +37,6 @@ from kyso.context import Context
 from kyso.demo import load_demo
 from kyso.keys.base import KeyAlgorithm
 from kyso.pki import bootstrap, issuance
-from kyso.pki.names import parse_subject
 from kyso.registry import sessions, users
 from kyso.settings import Settings
 from kyso.store.models import Certificate, Organization, Person, Profile
@@ -93,7 +94,13 @@ def make_instance(home: Path, database_url: str, certs: int) -> tuple[dict[str, 
             specs.append(
                 issuance.IssueSpec(
                     Profile.INDIVIDUAL,
-                    parse_subject(f"CN={name},O={units[org_id]},L=Bắc Kạn,C=VN"),
+                    x509.Name(
+                        [
+                            x509.NameAttribute(NameOID.COMMON_NAME, name),
+                            x509.NameAttribute(NameOID.ORGANIZATION_NAME, units[org_id]),
+                            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                        ]
+                    ),
                     keys[(made + i) % len(keys)],
                     person_id=person_id,
                     organization_id=org_id,
