@@ -343,13 +343,50 @@ def set_status(
     return device
 
 
+def _own_person_id(session: Session, principal: Principal) -> int | None:
+    if principal.user_id is None:
+        return None
+    return session.execute(
+        select(User.person_id).where(User.id == principal.user_id)
+    ).scalar_one_or_none()
+
+
+def held_by(principal: Principal, session: Session) -> list[KeyDevice]:
+    """The devices the logged-in user holds (handed over to their subscriber record): what a
+    signer may see of the inventory, so they can report their own token lost."""
+    person_id = _own_person_id(session, principal)
+    if person_id is None:
+        return []
+    return list(
+        session.execute(
+            select(KeyDevice)
+            .where(
+                KeyDevice.holder_person_id == person_id,
+                KeyDevice.status.in_((S.ISSUED, S.LOCKED)),
+            )
+            .order_by(KeyDevice.serial)
+        ).scalars()
+    )
+
+
 def mark_lost(
     principal: Principal, session: Session, device_public_id: str, *, note: str | None = None
 ) -> list[int]:
     """Record the device as lost; return the ids of its certificates that are not revoked
-    yet — the ones the lifecycle must now revoke (RFC 5280 keyCompromise)."""
+    yet — the ones the lifecycle must now revoke (RFC 5280 keyCompromise).
+
+    A unit's officer reports any device of the unit; a holder without that right (a signer)
+    only the device they hold."""
     device, path = _load(session, device_public_id)
     _require(principal, Action.DEVICE_REPORT_LOST, path)
+    if not principal.can(Action.DEVICE_WRITE) and (
+        device.holder_person_id is None
+        or device.holder_person_id != _own_person_id(session, principal)
+    ):
+        raise Forbidden(
+            "only the device's holder or the unit's officer reports it lost",
+            vi="chỉ người giữ thiết bị hoặc cán bộ quản lý của đơn vị được báo mất",
+        )
     _move(device, S.LOST)
     _flush(session, device)
     ids = list(

@@ -18,7 +18,7 @@ from support.world import World, individual_form, make_csr, new_cccd
 from kyso import clock
 from kyso.lifecycle import workflow
 from kyso.lifecycle.workflow import NewRequest
-from kyso.registry import devices, people
+from kyso.registry import devices, people, users
 from kyso.registry.access import cli_principal
 from kyso.store.models import (
     Certificate,
@@ -29,6 +29,8 @@ from kyso.store.models import (
     Person,
     RequestType,
     RevocationReason,
+    Role,
+    User,
 )
 
 from .conftest import Web
@@ -474,3 +476,50 @@ def test_anything_a_browser_sends_gets_a_page_not_a_crash(
     assert nul.status_code == 422 and _field_error(nul.text, "serial")
     anonymous = web.get("/devices", follow_redirects=False)
     assert anonymous.status_code in (302, 303) and "/login" in anonymous.headers["location"]
+
+
+def _signer_holding(world: World, device: KeyDevice, username: str) -> User:
+    with world.ctx.db.session() as session:
+        holder = session.get(Person, session.get(KeyDevice, device.id).holder_person_id)
+        assert holder is not None
+        return users.create(
+            cli_principal("cli:test"),
+            session,
+            users.UserInput(
+                username=f"{username}-{world.tag}",
+                full_name=holder.full_name,
+                password="mật-khẩu-người-ký-2026",
+                role=Role.SIGNER,
+                unit=world.unit("babe").public_id,
+                person=holder.public_id,
+            ),
+        ).user
+
+
+def test_a_signer_reports_their_own_token_lost_and_no_one_elses(
+    world: World, web_for: Callable[..., Web]
+) -> None:
+    device, serial = _token_with_a_certificate(world)
+    signer = web_for().login(_signer_holding(world, device, "tin"))
+    assert signer.get("/devices").status_code == 403  # no inventory for a signer
+    home = signer.get("/")
+    assert 'href="/my-devices"' in home.text and "Thiết bị của tôi" in home.text
+    mine = signer.get("/my-devices")
+    assert mine.status_code == 200
+    assert device.serial in mine.text and serial in mine.text
+    assert "thu hồi" in re.search(r'data-confirm="([^"]+)"', mine.text).group(1)  # type: ignore[union-attr]
+
+    # Someone else's token in the same unit: refused, and nothing changes.
+    other = _handed_over(world, "babe", "Nông Thị Khác")
+    refused = signer.post(f"/devices/{other.public_id}/lost", {})
+    assert refused.status_code == 403
+    assert _stored(world, other.public_id).status is DeviceStatus.ISSUED
+
+    answer = signer.post(f"/devices/{device.public_id}/lost", {"lost_note": "rơi ở chợ"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/my-devices"
+    with world.ctx.db.read() as session:
+        assert session.get(KeyDevice, device.id).status is DeviceStatus.LOST
+        cert = session.execute(select(Certificate).where(Certificate.serial == serial)).scalar_one()
+        assert cert.status is CertStatus.REVOKED
+    after = signer.get("/my-devices")
+    assert "Chưa có thiết bị lưu khóa nào" in after.text  # a lost device is no longer held

@@ -414,6 +414,28 @@ def _detail(
     )
 
 
+@router.get("/my-devices", include_in_schema=False)
+def my_devices(request: Request, ctx: Ctx, viewer: SignedIn) -> Response:
+    """The devices the viewer holds, each with the one action a holder needs: report it lost.
+    Signers have no view of the inventory; this is their part of it."""
+    with ctx.db.read() as session:
+        held = devices.held_by(viewer.principal, session)
+        rows = []
+        for device in held:
+            certificates = devices.certificates(session, device)
+            rows.append(
+                (
+                    device,
+                    [
+                        (c, _common_name(c.subject))
+                        for c in certificates
+                        if c.status is not CertStatus.REVOKED
+                    ],
+                )
+            )
+    return render(request, "devices/mine.html", {"rows": rows})
+
+
 @router.get("/devices/{public_id}", include_in_schema=False)
 def device_page(
     request: Request,
@@ -556,16 +578,29 @@ def report_lost(
                 viewer.principal, session, ctx.authority, _check_id(public_id), note=cleaned
             )
     except f.FieldProblem as problem:
+        if not viewer.principal.can(Action.DEVICE_READ):
+            return guard.redirect(
+                request,
+                "/my-devices",
+                problem.vi if guard.language(request) == "vi" else problem.en,
+                "error",
+            )
         return _refused(
             request, ctx, viewer, public_id, f.invalid([problem]), {"lost_note": lost_note}
         )
     except KysoError as exc:
+        if not viewer.principal.can(Action.DEVICE_READ) and exc.http_status not in (403, 404):
+            return guard.redirect(
+                request, "/my-devices", exc.message(guard.language(request)), "error"
+            )
         return _refused(request, ctx, viewer, public_id, exc, {"lost_note": lost_note})
     message = _(
         "Device %(serial)s recorded as lost: %(revoked)s certificate(s) revoked, "
         "%(drafts)s re-issue request(s) opened as drafts."
     ) % {"serial": report.serial, "revoked": len(report.revoked), "drafts": len(report.drafts)}
-    return guard.redirect(request, f"/devices/{public_id}", message, "warn")
+    # A holder without the inventory (a signer) goes back to their own devices.
+    back = f"/devices/{public_id}" if viewer.principal.can(Action.DEVICE_READ) else "/my-devices"
+    return guard.redirect(request, back, message, "warn")
 
 
 # -- hand-over ------------------------------------------------------------------------------------
