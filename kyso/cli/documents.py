@@ -114,6 +114,12 @@ def sign_pdf(
     received_number: Annotated[
         str | None, typer.Option(help="Incoming number (incoming mark).")
     ] = None,
+    received_date: Annotated[
+        str | None, typer.Option(help="Date received, dd/mm/yyyy (incoming mark).")
+    ] = None,
+    receiving_org: Annotated[
+        str | None, typer.Option(help="The receiving organization (incoming mark).")
+    ] = None,
     reason: Annotated[str | None, typer.Option()] = None,
     location: Annotated[str | None, typer.Option()] = None,
 ) -> None:
@@ -140,6 +146,8 @@ def sign_pdf(
             copy_kind=copy_kind,
             copying_org=copying_org,
             received_number=received_number,
+            received_date=received_date,
+            receiving_org=receiving_org,
             image=_read(image) if image else None,
             seal=_read(seal) if seal else None,
         )

@@ -7,6 +7,7 @@ so the two entry points cannot disagree about what a stamp means.
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 
 from kyso.errors import InvalidInput
@@ -28,6 +29,7 @@ class StampOptions:
     copy_kind: str | None = None
     copying_org: str | None = None
     received_number: str | None = None
+    received_date: str | None = None  # dd/mm/yyyy or yyyy-mm-dd, as the clerk writes it
     receiving_org: str | None = None
     image: bytes | None = None
     seal: bytes | None = None
@@ -41,6 +43,20 @@ def _box(text: str) -> tuple[float, float, float, float]:
             "--box takes X1,Y1,X2,Y2 in points", vi="--box cần X1,Y1,X2,Y2 (điểm)"
         ) from exc
     return x1, y1, x2, y2
+
+
+def _day(text: str | None) -> _dt.date | None:
+    """A date typed by a person: 27/11/2026 or 2026-11-27."""
+    if text is None or not text.strip():
+        return None
+    for pattern in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return _dt.datetime.strptime(text.strip(), pattern).date()
+        except ValueError:
+            continue
+    raise InvalidInput(
+        f"'{text}' is not a date (dd/mm/yyyy)", vi=f"'{text}' không phải ngày (dd/mm/yyyy)"
+    )
 
 
 def placement(options: StampOptions) -> Placement | None:
@@ -83,6 +99,7 @@ def appearance(options: StampOptions) -> Appearance | None:
         copy_kind=options.copy_kind,
         copying_org=options.copying_org,
         received_number=options.received_number,
+        received_date=_day(options.received_date),
         receiving_org=options.receiving_org,
         signature_image=options.image,
         seal_image=options.seal,

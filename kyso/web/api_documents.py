@@ -145,6 +145,8 @@ async def sign_pdf(
     copy_kind: Annotated[str | None, Form(max_length=40)] = None,
     copying_org: Annotated[str | None, Form(max_length=300)] = None,
     received_number: Annotated[str | None, Form(max_length=100)] = None,
+    received_date: Annotated[str | None, Form(max_length=40)] = None,
+    receiving_org: Annotated[str | None, Form(max_length=300)] = None,
     image: Annotated[UploadFile | None, File(description="signature image, PNG")] = None,
     seal: Annotated[UploadFile | None, File(description="the organization's seal, PNG")] = None,
 ) -> Response:
@@ -164,6 +166,8 @@ async def sign_pdf(
         copy_kind=copy_kind,
         copying_org=copying_org,
         received_number=received_number,
+        received_date=received_date,
+        receiving_org=receiving_org,
         image=await read_upload(image, 2 * 1024 * 1024) if image is not None else None,
         seal=await read_upload(seal, 2 * 1024 * 1024) if seal is not None else None,
     )

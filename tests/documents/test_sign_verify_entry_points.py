@@ -6,6 +6,7 @@ a clerk's command and another system's HTTP call reach them correctly and answer
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 from fixtures.pdf import images, samples
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from kyso.api import clients
 from kyso.pki import issuance, status
@@ -214,6 +216,44 @@ def test_http_signs_with_a_stamp_and_the_public_page_verifies(
     assert "VALID" in page.text and "text/html" in page.headers["content-type"]
     document = http.post("/verify?format=pdf", files={"file": ("x.pdf", signed, "application/pdf")})
     assert document.content.startswith(b"%PDF")
+
+
+def test_http_signs_an_incoming_document_with_the_received_mark(
+    sqlite_instance: Instance, org_key: tuple[str, str], http: TestClient
+) -> None:
+    key_id, _ = org_key
+    headers = _token(sqlite_instance, ["documents:sign"])
+    pdf = ("den.pdf", samples.official_document(), "application/pdf")
+    base = {"key_id": key_id, "kind": "incoming", "received_number": "1234"}
+    missing = http.post("/api/v1/sign/pdf", headers=headers, data=base, files={"file": pdf})
+    assert missing.status_code == 422 and "ngày đến" in missing.json()["message"]
+    bad = http.post(
+        "/api/v1/sign/pdf",
+        headers=headers,
+        data={**base, "received_date": "31/02/2026"},
+        files={"file": pdf},
+    )
+    assert bad.status_code == 422
+    signed = http.post(
+        "/api/v1/sign/pdf",
+        headers=headers,
+        data={**base, "received_date": "27/11/2026", "receiving_org": "UBND huyện Ba Bể"},
+        files={"file": pdf},
+    )
+    assert signed.status_code == 200, signed.text
+    # The mark sits at the top left of the first page (Decree 30/2020, Annex I).
+    reader = PdfFileReader(io.BytesIO(signed.content))
+    page, _ = reader.find_page_for_modification(0)
+    rects = [
+        [float(v) for v in a.get_object()["/Rect"]]
+        for a in page.get_object().get("/Annots", [])
+        if a.get_object().get("/FT") == "/Sig"
+    ]
+    assert len(rects) == 1
+    _, bottom, right, _ = rects[0]
+    assert right < 595 / 2 and bottom > 842 / 2
+    report = http.post("/verify", files={"file": ("den.pdf", signed.content, "application/pdf")})
+    assert report.json()["indication"] == "TOTAL-PASSED"
 
 
 def test_http_sign_needs_the_scope_and_refuses_bad_input(
