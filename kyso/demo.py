@@ -13,6 +13,7 @@ import csv
 import os
 import random
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -452,7 +453,7 @@ def _through_workflow(
     session: Session,
     approver: Principal,
     kind: RequestType,
-    form: dict[str, object],
+    form: Mapping[str, object],
     unit: Organization,
 ) -> int:
     request = workflow.create(

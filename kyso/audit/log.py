@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,8 +55,9 @@ def record(session: Session, *events: Event) -> list[dict[str, Any]]:
     return record_many(session, events)
 
 
-_HEAD = AuditHead.__table__
-_ENTRIES = AuditEntry.__table__
+# The ORM types __table__ as FromClause; these models are mapped to plain tables.
+_HEAD = cast(Table, AuditHead.__table__)
+_ENTRIES = cast(Table, AuditEntry.__table__)
 
 
 def _lock_head(session: Session) -> tuple[int, str]:

@@ -308,10 +308,10 @@ def cert_issue(
     p12_path = None
     if csr is not None:
         try:
-            data = csr.read_bytes()
+            csr_data = csr.read_bytes()
         except OSError as exc:
             raise InvalidInput(f"cannot read {csr}", vi=f"không đọc được {csr}") from exc
-        spec = issuance.spec_from_csr(data, profile, subject=subject, emails=emails, days=days)
+        spec = issuance.spec_from_csr(csr_data, profile, subject=subject, emails=emails, days=days)
         with ctx.db.session() as session:
             issued = issuance.issue(session, ctx.authority, spec, actor())
     elif server_key:
@@ -353,6 +353,7 @@ def cert_issue(
     else:
         from kyso.keys.pkcs11 import Pkcs11KeyStore
 
+        assert token is not None  # exactly one of the four was chosen, and it was --token
         if not subject:
             raise InvalidInput("--token needs --subject", vi="--token cần --subject")
         pin = token_pin or os.environ.get("KYSO_TOKEN_PIN")

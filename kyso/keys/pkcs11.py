@@ -134,7 +134,10 @@ class Pkcs11KeyStore:
             Attribute.TOKEN: True,
             Attribute.PRIVATE: True,
         }
-        public_template = {Attribute.VERIFY: True, Attribute.TOKEN: True}
+        public_template: dict[Attribute, bool | bytes] = {
+            Attribute.VERIFY: True,
+            Attribute.TOKEN: True,
+        }
         with self.lock:
             try:
                 if algorithm.is_rsa:

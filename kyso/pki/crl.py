@@ -48,7 +48,7 @@ def _der_time(moment: datetime) -> bytes:
 
 
 # The reasonCode entry extension, precomputed per reason (§5.3.1: omitted for unspecified).
-_REASON_DER = {
+_REASON_DER: dict[RevocationReason, bytes] = {
     reason: _REASON_EXT_PREFIX + bytes([reason.code])
     for reason in RevocationReason
     if reason is not RevocationReason.UNSPECIFIED

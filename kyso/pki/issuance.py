@@ -11,12 +11,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from kyso import clock
@@ -199,14 +200,14 @@ def _store(session: Session, issued: list[Issued], actor: str, now: datetime) ->
         return
     values = [{c: getattr(i.row, c) for c in _CERT_COLUMNS} for i in issued]
     conn = session.connection()  # Core: the ORM's bulk path cost more than the signature
-    table = Certificate.__table__
+    table = cast(Table, Certificate.__table__)
     ids = (
         conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values)
         .scalars()
         .all()
     )
     conn.execute(
-        insert(CertificateEvent.__table__),
+        insert(cast(Table, CertificateEvent.__table__)),
         [
             {
                 "certificate_id": id_,

@@ -19,6 +19,18 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from kyso.keys.base import SigningKey
 
+# The hashes x509.CertificateBuilder.sign accepts (its _AllowedHashTypes).
+_CERTIFICATE_HASHES = (
+    hashes.SHA224,
+    hashes.SHA256,
+    hashes.SHA384,
+    hashes.SHA512,
+    hashes.SHA3_224,
+    hashes.SHA3_256,
+    hashes.SHA3_384,
+    hashes.SHA3_512,
+)
+
 
 @functools.cache
 def _throwaway(is_rsa: bool) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
@@ -33,9 +45,11 @@ def sign_certificate(
     hash_algorithm: hashes.HashAlgorithm | None = None,
 ) -> x509.Certificate:
     hash_algorithm = hash_algorithm or key.algorithm.default_hash()
+    # cryptography's builders take SHA-2/SHA-3 only; kyso's keys default to SHA-256/384
+    assert isinstance(hash_algorithm, _CERTIFICATE_HASHES), hash_algorithm.name
     direct = key.cryptography_key()
     if direct is not None:
-        return builder.sign(direct, hash_algorithm)  # type: ignore[arg-type]
+        return builder.sign(direct, hash_algorithm)
     draft = builder.sign(_throwaway(key.algorithm.is_rsa), hash_algorithm)
     tbs = draft.tbs_certificate_bytes
     signed = asn1_x509.Certificate(

@@ -11,8 +11,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from kyso import clock
@@ -117,18 +118,17 @@ def end_others(session: Session, user_id: int, keep_token: str | None = None) ->
     query = delete(WebSession).where(WebSession.user_id == user_id)
     if keep_token:
         query = query.where(WebSession.token_hash != _hash(keep_token))
-    return session.execute(query).rowcount or 0
+    # a DELETE's result is a CursorResult; Session.execute is typed as returning Result
+    return cast(CursorResult[Any], session.execute(query)).rowcount or 0
 
 
 def sweep(session: Session, now: datetime | None = None) -> int:
     """Forget sessions past their absolute expiry (idle ones are refused by :func:`find`)."""
     now = now or clock.now()
     cutoff_idle = now - IDLE
-    return (
-        session.execute(
-            delete(WebSession).where(
-                (WebSession.expires_at <= now) | (WebSession.last_seen_at <= cutoff_idle)
-            )
-        ).rowcount
-        or 0
+    result = session.execute(
+        delete(WebSession).where(
+            (WebSession.expires_at <= now) | (WebSession.last_seen_at <= cutoff_idle)
+        )
     )
+    return cast(CursorResult[Any], result).rowcount or 0

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
@@ -33,7 +32,7 @@ class BodyLimit:
         seen = 0
         responded = False
 
-        async def limited() -> dict[str, Any]:
+        async def limited() -> Message:
             nonlocal seen
             if declared > self.max_bytes:
                 raise _TooLarge(self.max_bytes)  # without reading a byte of it
@@ -44,7 +43,7 @@ class BodyLimit:
                     raise _TooLarge(self.max_bytes)
             return message
 
-        async def tracking_send(message: dict[str, Any]) -> None:
+        async def tracking_send(message: Message) -> None:
             nonlocal responded
             if message["type"] == "http.response.start":
                 responded = True

@@ -163,7 +163,9 @@ def _check(filters: Filters, _: Any) -> dict[str, str]:
     return errors
 
 
-def _query(principal: Principal, session: Session, filters: Filters, now: datetime) -> Select[Any]:
+def _query(
+    principal: Principal, session: Session, filters: Filters, now: datetime
+) -> Select[*tuple[Any, ...]]:
     """The certificates in view matching the filters: the list's columns only (never the
     DER), one statement whatever the page size."""
     require(principal, Action.CERT_READ)

@@ -90,7 +90,7 @@ def untranslated(root: Path, lang: str = "vi") -> dict[str, list[str]]:
     }
 
 
-def _translated(string: str | tuple[str, ...] | None) -> bool:
+def _translated(string: str | tuple[str, ...] | list[str] | None) -> bool:
     if isinstance(string, tuple):
         return all(string)
     return bool(string)
