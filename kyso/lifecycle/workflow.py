@@ -1438,4 +1438,23 @@ def search(
     rows = session.execute(
         query.order_by(CertificateRequest.id.desc()).offset(offset).limit(limit)
     ).all()
+    _preload(session, [r[0] for r in rows])
     return f.Page([_view(session, r[0], r[1], detailed=False) for r in rows], total, offset, limit)
+
+
+def _preload(session: Session, requests: list[CertificateRequest]) -> None:
+    """Load what a page of views refers to with one query per table, so that building each
+    view finds its rows in the session instead of asking the database row by row."""
+    wanted: list[tuple[Any, set[int]]] = [
+        (Organization, {r.subject_organization_id for r in requests if r.subject_organization_id}),
+        (Person, {r.person_id for r in requests if r.person_id}),
+        (
+            Certificate,
+            {c for r in requests for c in (r.certificate_id, r.target_certificate_id) if c},
+        ),
+        (KeyDevice, {r.device_id for r in requests if r.device_id}),
+        (BatchJob, {r.batch_id for r in requests if r.batch_id}),
+    ]
+    for model, ids in wanted:
+        if ids:
+            session.execute(select(model).where(model.id.in_(ids))).scalars().all()
