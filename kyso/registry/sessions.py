@@ -65,6 +65,9 @@ def start(
 def find(session: Session, token: str | None, *, now: datetime | None = None) -> Viewer | None:
     """The session a token opens, or None (unknown, idle too long, expired, user disabled).
 
+    A lock-out after failed logins stops new logins only: anyone can type wrong passwords
+    for a user name, and that must not throw the real user out of a session they hold.
+
     Reads only; :func:`needs_touch` says when the caller should record activity."""
     if not token or len(token) > 100:
         return None
@@ -78,8 +81,6 @@ def find(session: Session, token: str | None, *, now: datetime | None = None) ->
         return None
     web, user = row
     if not user.active or now >= web.expires_at or now - web.last_seen_at >= IDLE:
-        return None
-    if user.locked_until is not None and now < user.locked_until:
         return None
     return Viewer(user, principal_for_user(session, user), web.id)
 

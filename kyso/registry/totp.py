@@ -58,7 +58,7 @@ def verify(
     most one); a step at or before ``after_step`` (the last one accepted) is refused, because
     "the verifier MUST NOT accept the second attempt of the same OTP" (§5.2)."""
     code = code.strip().replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return None
     key = _key(secret)
     now = step_at(moment)

@@ -415,6 +415,11 @@ def change_password(
     user = session.get(User, principal.user_id)
     if user is None or not user.active:
         raise Unauthenticated()
+    if _locked(user, clock.now()):
+        raise Forbidden(
+            "too many wrong passwords: wait for the lock to end",
+            vi="nhập sai mật khẩu quá nhiều lần: hãy chờ hết thời gian tạm khóa",
+        )
     if not _verify_password(user, old_password):
         raise Forbidden("the current password is wrong", vi="mật khẩu hiện tại không đúng")
     if old_password == new_password:
@@ -426,6 +431,16 @@ def change_password(
     user.password_changed_at = clock.now()
     record(session, Event(principal.actor, "user.password_changed", user.public_id))
     return user
+
+
+def count_wrong_password(session: Session, user_id: int) -> LoginResult:
+    """A wrong current password typed in a logged-in session (changing the password) counts
+    towards the lock-out like a failed login, so a session left open is no way to guess it.
+    Called in a transaction of its own, since the refused change rolls back."""
+    user = session.get(User, user_id)
+    if user is None:
+        return LoginResult(LoginStatus.FAILED)
+    return _fail(session, user, clock.now(), "current password")
 
 
 def reset_password(

@@ -215,3 +215,59 @@ def _session_id(ctx: Context, token: str) -> int:
                 WebSession.token_hash == hashlib.sha256(token.encode()).hexdigest()
             )
         ).scalar_one()
+
+
+def test_guessing_the_current_password_locks_the_account_but_not_the_session(
+    instance: Instance, world: World, web_for: Callable[..., Web]
+) -> None:
+    username, password, _ = _make_user(instance, world, Role.UNIT_OFFICER, "tnmt")
+    with instance.ctx.db.read() as session:
+        user = users.by_username(session, username)
+    assert user is not None
+    visitor = web_for().login(user)
+    guesses = [
+        visitor.post(
+            "/account/password",
+            {"current": f"đoán-sai-{i}", "new": "mật-khẩu-mới-2027", "again": "mật-khẩu-mới-2027"},
+        ).status_code
+        for i in range(users.MAX_FAILURES)
+    ]
+    assert guesses == [422] * users.MAX_FAILURES
+    # Locked now: even the right password is refused, and a new login too…
+    right = visitor.post(
+        "/account/password",
+        {"current": password, "new": "mật-khẩu-mới-2027", "again": "mật-khẩu-mới-2027"},
+    )
+    assert right.status_code == 422 and "tạm khóa" in right.text
+    assert (
+        _form(web_for(), "/login", {"username": username, "password": password}).status_code == 423
+    )  # type: ignore[attr-defined]
+    # … but someone typing wrong passwords does not throw the user out of their session.
+    assert visitor.get("/").status_code == 200
+
+
+def test_hostile_values_get_a_clear_refusal_not_an_error(
+    web: Web, web_for: Callable[..., Web]
+) -> None:
+    page = web.get("/login")
+    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    nul = web.client.post(
+        "/login",
+        data={"username": "ab\x00c", "password": "x", "csrf_token": token},
+        headers={"accept": "text/html"},
+    )
+    assert nul.status_code == 422 and "NUL" in nul.text
+    assert web.get("/login?next=%00").status_code == 422
+    accented = web.client.post(
+        "/login",
+        data={"username": "a", "password": "b", "csrf_token": "é" * 64},
+        headers={"accept": "text/html"},
+    )
+    assert accented.status_code == 403
+    planted = web.client.get(
+        "/login", headers=[(b"accept", b"text/html"), (b"cookie", "kyso_flash=e30.é".encode())]
+    )
+    assert planted.status_code == 200
+    officer = web_for("officer")
+    assert officer.get("/requests?batch=a%00b").status_code == 422
+    assert officer.post("/devices/new", {"unit": "a\x00b"}).status_code == 422

@@ -41,9 +41,9 @@ def _pending_user(request: Request) -> str | None:
     if len(parts) != 3:
         return None
     public_id, until, mac = parts
-    if not until.isdigit() or int(until) < time.time():
+    if not (until.isascii() and until.isdigit()) or int(until) < time.time():
         return None
-    if not guard.hmac.compare_digest(mac, guard._sign(request, f"pending:{public_id}:{until}")):
+    if not guard.same(mac, guard._sign(request, f"pending:{public_id}:{until}")):
         return None
     return public_id
 
@@ -122,7 +122,7 @@ def login_code(
             request, "/login", _("The login took too long; enter your password again."), "error"
         )
     code = code.replace(" ", "")
-    if not (code.isdigit() and len(code) == 6):
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
         return render(
             request,
             "auth/totp.html",
@@ -195,6 +195,9 @@ def change_password(
         except KysoError as exc:
             field = "current" if exc.code == "forbidden" else "new"
             errors[field] = exc.message(guard.language(request))
+            if exc.code == "forbidden":
+                with ctx.db.session() as session:
+                    users.count_wrong_password(session, viewer.user.id)
     if errors:
         return render(request, "auth/password.html", {"errors": errors}, status_code=422)
     return guard.redirect(request, "/", _("Your password has been changed."))

@@ -470,7 +470,7 @@ def build_appearance(
         seal_image=seal if kind is StampKind.ISSUING else None,
     )
     if form.place == "click":
-        page = int(form.page) if form.page.strip().isdigit() else None
+        page = int(form.page) if _digits(form.page.strip()) else None
         x, y = _number(form.x), _number(form.y)
         if page is None or not 1 <= page <= len(upload.pages):
             errors["page"] = _("Click on a page, or enter a page number from 1 to %(n)s.") % {
@@ -642,7 +642,7 @@ def sign_preview(
     request: Request, ctx: Ctx, viewer: Signer, upload_id: str, number: str
 ) -> Response:
     upload = _load(ctx, viewer, upload_id)
-    if not number.isdigit() or not 1 <= int(number) <= len(upload.pages):
+    if not _digits(number) or not 1 <= int(number) <= len(upload.pages):
         raise NotFound(f"page {number}", vi=f"trang {number}")
     cached = upload.folder / f"page-{int(number)}.png"
     if cached.exists():
@@ -953,3 +953,8 @@ def verify_report(request: Request, ctx: Ctx, token: str) -> Response:
             "verdicts": {k.value: _(v) for k, v in VERDICTS.items()},
         },
     )
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '²' and other digits ``int`` refuses."""
+    return text.isascii() and text.isdigit() and len(text) <= 9

@@ -30,7 +30,7 @@ from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from kyso.context import Context
-from kyso.errors import Forbidden, KysoError
+from kyso.errors import Forbidden, InvalidInput, KysoError
 from kyso.registry import sessions
 from kyso.registry.access import Action, Principal
 from kyso.registry.sessions import Viewer
@@ -98,6 +98,12 @@ def sid(request: Request) -> str:
     return str(value)
 
 
+def same(sent: str, expected: str) -> bool:
+    """Constant-time comparison that a hostile value cannot crash (``compare_digest`` raises
+    on non-ASCII text)."""
+    return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
+
+
 def csrf_token(request: Request) -> str:
     return _sign(request, "csrf:" + sid(request))
 
@@ -131,7 +137,7 @@ def _read_flash(request: Request) -> tuple[str, str] | None:
     if not raw or "." not in raw:
         return None
     payload, mac = raw.rsplit(".", 1)
-    if not hmac.compare_digest(mac, _sign(request, "flash:" + payload)):
+    if not same(mac, _sign(request, "flash:" + payload)):
         return None
     try:
         kind, message = json.loads(base64.urlsafe_b64decode(payload))
@@ -246,23 +252,46 @@ def _find_viewer(request: Request) -> Viewer | None:
 
 
 async def ui_request(request: Request) -> None:
-    """Router-wide: mark the request as a page (errors answer in HTML) and check CSRF on
-    every unsafe method before any handler runs."""
+    """Router-wide: mark the request as a page (errors answer in HTML), refuse text no field
+    may hold, and check CSRF on every unsafe method before any handler runs."""
     request.state.ui = True
+    if any(_unstorable(v) for v in request.query_params.values()):
+        raise _nul_refused()
     if request.method not in UNSAFE:
         return
     origin = request.headers.get("origin")
     if origin and origin != "null":
         host = urlsplit(origin).netloc
-        if host and host != request.headers.get("host", request.url.netloc):
+        if host and host not in _own_hosts(request):
             raise CsrfRefused("origin")
+    form = await request.form()
+    if any(isinstance(v, str) and _unstorable(v) for v in form.values()):
+        raise _nul_refused()
     sent = request.headers.get("x-csrf-token")
     if sent is None:
-        form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if not sent or not hmac.compare_digest(sent, csrf_token(request)):
+    if not sent or not same(sent, csrf_token(request)):
         raise CsrfRefused()
+
+
+def _unstorable(text: str) -> bool:
+    # PostgreSQL text cannot hold U+0000; no form field has a use for it either.
+    return "\x00" in text
+
+
+def _nul_refused() -> KysoError:
+    return InvalidInput("a field contains the NUL character", vi="một trường chứa ký tự NUL")
+
+
+def _own_hosts(request: Request) -> set[str]:
+    """This site's names: the Host the browser used and the configured public URL's (a
+    reverse proxy may rewrite Host)."""
+    hosts = {request.headers.get("host", request.url.netloc)}
+    configured = urlsplit(_ctx(request).settings.base_url).netloc
+    if configured:
+        hosts.add(configured)
+    return hosts
 
 
 def optional_viewer(request: Request) -> Viewer | None:

@@ -798,7 +798,7 @@ async def edit_request(
     data, typed = _posted_fields(request_type, form)
     subject_unit = _text(form, "subject_unit", 40) or None
     version_text = _text(form, "version", 12)
-    version = int(version_text) if version_text.isdigit() else None
+    version = int(version_text) if version_text.isascii() and version_text.isdigit() else None
     submit = _text(form, "action") == "submit"
     errors: dict[str, str] = {}
     try:

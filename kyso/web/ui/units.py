@@ -632,7 +632,7 @@ def unit_update(
         "email": email,
         "phone": phone,
     }
-    read_version = int(version) if version.isdigit() else 0
+    read_version = int(version) if version.isascii() and version.isdigit() else 0
     errors: dict[str, str] = {}
     status_code = 422
     try:
@@ -1152,7 +1152,7 @@ def person_update(
         "email": email,
         "mobile": mobile,
     }
-    read_version = int(version) if version.isdigit() else 0
+    read_version = int(version) if version.isascii() and version.isdigit() else 0
     data, errors = _person_input(request, values)
     if not _ref(organization):
         errors["organization"] = _("Choose the unit.")
