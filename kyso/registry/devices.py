@@ -491,27 +491,55 @@ def certificates(session: Session, device: KeyDevice) -> list[Certificate]:
 def handovers(
     principal: Principal, session: Session, device_public_id: str
 ) -> list[DeviceHandover]:
+    """The device's hand-overs that concern the viewer's units. A device moves between units;
+    its earlier holders' minutes (with their identity numbers) stay with their own unit."""
     device = get(principal, session, device_public_id)
-    return list(
-        session.execute(
-            select(DeviceHandover)
-            .where(DeviceHandover.device_id == device.id)
-            .order_by(DeviceHandover.at, DeviceHandover.id)
-        ).scalars()
-    )
+    rows = session.execute(
+        select(DeviceHandover, Organization.path)
+        .outerjoin(Person, DeviceHandover.to_person_id == Person.id)
+        .outerjoin(Organization, Person.organization_id == Organization.id)
+        .where(DeviceHandover.device_id == device.id)
+        .order_by(DeviceHandover.at, DeviceHandover.id)
+    ).all()
+    shown, holder_path = [], None
+    for handover, path in rows:
+        if handover.to_person_id is not None:
+            holder_path = path
+        # a return belongs with the hand-over it ends (the holder giving the device back)
+        if principal.covers(holder_path if handover.to_person_id is None else path):
+            shown.append(handover)
+    return shown
 
 
 def get_handover(
     principal: Principal, session: Session, handover_public_id: str
 ) -> tuple[DeviceHandover, KeyDevice]:
+    """One hand-over, for the unit of the person who received the device (wherever the
+    device is now); a return, for the unit of the holder who gave it back."""
     row = session.execute(
-        select(DeviceHandover, KeyDevice.public_id)
+        select(DeviceHandover, KeyDevice, Organization.path)
         .join(KeyDevice, DeviceHandover.device_id == KeyDevice.id)
+        .outerjoin(Person, DeviceHandover.to_person_id == Person.id)
+        .outerjoin(Organization, Person.organization_id == Organization.id)
         .where(DeviceHandover.public_id == handover_public_id)
     ).first()
     if row is None:
         raise NotFound(f"hand-over {handover_public_id}", vi=f"biên bản {handover_public_id}")
-    return row[0], get(principal, session, row[1])
+    handover, device, recipient_path = row
+    if handover.to_person_id is None:  # a return: the unit of the holder who gave it back
+        recipient_path = session.execute(
+            select(Organization.path)
+            .select_from(DeviceHandover)
+            .join(Person, DeviceHandover.to_person_id == Person.id)
+            .join(Organization, Person.organization_id == Organization.id)
+            .where(DeviceHandover.device_id == device.id, DeviceHandover.id < handover.id)
+            .order_by(DeviceHandover.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if recipient_path is None:
+            return handover, get(principal, session, device.public_id)
+    _require(principal, Action.DEVICE_READ, recipient_path)
+    return handover, device
 
 
 def pin_overdue(
