@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -456,3 +457,40 @@ def test_the_incoming_mark_goes_top_left_with_its_received_number_and_date(
     assert done.status_code == 303, done.text[:3000]
     page_index, (x1, _, _, y2) = widget_rect(web.get(f"/sign/{upload_id}/signed.pdf").content)
     assert page_index == 0 and x1 < 100 and y2 > 800
+
+
+def test_a_seal_is_offered_to_its_own_unit_only_not_to_the_unit_above(
+    instance: Instance, world: World, web_for: Callable[..., Web]
+) -> None:
+    """A district's officer signs with the district's seal, not with a commune's below it."""
+    commune_key, _ = server_key(instance, world.unit("chuhuong"))
+    own_key, _ = server_key(instance, world.unit("babe"))
+    web = web_for("officer")
+    upload_id = upload(web, samples.official_document())
+    form = web.get(f"/sign/{upload_id}")
+    assert f'value="{own_key}"' in form.text
+    assert f'value="{commune_key}"' not in form.text
+    refused = sign(
+        web,
+        upload_id,
+        {"kind": "attachment", "key_id": commune_key, "place": "corner", "number": "2/QĐ"},
+    )
+    assert refused.status_code == 403
+
+
+def test_a_giant_page_is_previewed_at_a_bounded_size_and_not_cached(
+    world: World, web_for: Callable[..., Web]
+) -> None:
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument.new()
+    document.new_page(14_400, 14_400)  # the largest page a PDF may declare (200 inches)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    web = web_for("officer")
+    upload_id = upload(web, buffer.getvalue(), name="ban-ve.pdf")
+    preview = web.get(f"/sign/{upload_id}/page/1.png")
+    assert preview.status_code == 200 and preview.content.startswith(b"\x89PNG")
+    width, height = struct.unpack(">II", preview.content[16:24])
+    assert max(width, height) <= 2000
+    assert preview.headers["cache-control"] == "no-store"

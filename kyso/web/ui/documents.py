@@ -36,12 +36,12 @@ from starlette.concurrency import run_in_threadpool
 from kyso import clock
 from kyso.context import Context
 from kyso.errors import Forbidden, InvalidInput, KysoError, NotFound, TooLarge
-from kyso.registry.access import Action, visible
+from kyso.registry.access import Action
 from kyso.registry.sessions import Viewer
 from kyso.signing.levels import Level
 from kyso.signing.placement import Placement, Where
 from kyso.signing.stamps import Appearance, CopyKind, StampKind
-from kyso.store.models import Certificate, CertStatus, Organization
+from kyso.store.models import Certificate, CertStatus, Organization, Profile
 from kyso.validation.report import (
     CertificateInfo,
     Indication,
@@ -66,11 +66,12 @@ KEEP_SECONDS = 3600
 MAX_UPLOADS_PER_USER = 20
 #: Page previews: enough to read a document and place a stamp, small enough for a phone.
 PREVIEW_DPI = 96
+MAX_PREVIEW_PIXELS = 2000
 MAX_PREVIEW_PAGES = 200
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 #: The levels a clerk chooses from (B-LTA is for archives, made by the archive system).
 LEVELS = (Level.B_B, Level.B_T, Level.B_LT)
-_ID = re.compile(r"^[A-Za-z0-9_-]{22,40}$")
+_ID = re.compile(r"[A-Za-z0-9_-]{22,40}")  # used with fullmatch
 
 Text = Annotated[str, Form(max_length=300)]
 Short = Annotated[str, Form(max_length=40)]
@@ -182,7 +183,7 @@ class SignUpload:
 
 def _load(ctx: Context, viewer: Viewer, upload_id: str) -> SignUpload:
     """The viewer's own upload, or NotFound (another user's id is unknown here)."""
-    if not _ID.match(upload_id):
+    if not _ID.fullmatch(upload_id):
         raise NotFound(f"upload {upload_id}", vi=f"tệp tải lên {upload_id}")
     folder = _user_area(ctx, viewer) / upload_id
     try:
@@ -255,7 +256,11 @@ def render_page(path: Path, index: int) -> bytes:
             document = pdfium.PdfDocument(path)
             try:
                 page = document[index]
-                image = page.render(scale=PREVIEW_DPI / 72).to_pil()
+                # 96 dpi, but never more than MAX_PREVIEW_PIXELS on the longer side: a page
+                # box of 14,400 points would otherwise cost gigabytes of memory.
+                width, height = page.get_size()
+                scale = min(PREVIEW_DPI / 72, MAX_PREVIEW_PIXELS / max(width, height, 1))
+                image = page.render(scale=scale).to_pil()
                 page.close()
             finally:
                 document.close()
@@ -315,15 +320,21 @@ def usable_keys(
     ctx: Context, viewer: Viewer, limit: int = 200, only: str | None = None
 ) -> list[UsableKey]:
     """Keys kyso holds whose valid certificate was issued to the viewer's own person record,
-    or to their unit (or a unit below it, as ``_may_use_key`` allows) as an organization."""
+    or, as the seal of an organization, to the viewer's own unit. A seal belongs to its own
+    agency: a district's officer does not apply a commune's seal, nor the province any unit's
+    (the REST API, used by a unit's own systems, still allows the unit's subtree)."""
     prefix = f"{ctx.keystore.name}:"
-    principal = viewer.principal
     person_id = viewer.user.person_id
+    unit_id = viewer.user.organization_id
     mine = Certificate.person_id == person_id if person_id is not None else false()
-    unit = and_(
-        Certificate.person_id.is_(None),
-        Certificate.organization_id.is_not(None),
-        visible(principal, Organization.path),
+    unit = (
+        and_(
+            Certificate.person_id.is_(None),
+            Certificate.profile == Profile.ORGANIZATION,
+            Certificate.organization_id == unit_id,
+        )
+        if unit_id is not None
+        else false()
     )
     with ctx.db.read() as session:
         rows = session.execute(
@@ -514,9 +525,13 @@ def _sign_pdf(
     from kyso.signing.pades import sign_pdf
     from kyso.signing.service import level_support
 
+    try:
+        content = upload.original.read_bytes()
+    except FileNotFoundError:
+        return  # a second click: the first one signed it, and the result page shows that
     stamper, trust = level_support(ctx, level, trust_from=Level.B_T)
     signed = sign_pdf(
-        upload.original.read_bytes(),
+        content,
         from_keystore(ctx, key_id),
         level=level,
         appearance=look,
@@ -652,7 +667,11 @@ def sign_preview(
         cached.write_bytes(png)
     else:
         raise NotFound("the page (the document is already signed)", vi="trang (tài liệu đã ký)")
-    return Response(png, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
+    # A preview of a document that may be confidential: never kept by a shared office PC.
+    response = Response(png, media_type="image/png")
+    guard.finish(request, response)
+    response.headers["cache-control"] = "no-store"
+    return response
 
 
 @router.post("/sign/{upload_id}")
@@ -761,11 +780,13 @@ def sign_download(request: Request, ctx: Ctx, viewer: Signer, upload_id: str) ->
     upload = _load(ctx, viewer, upload_id)
     if not upload.signed.exists():
         raise NotFound("the signed file", vi="tệp đã ký")
-    return Response(
+    response = Response(
         upload.signed.read_bytes(),
         media_type="application/pdf",
         headers={"content-disposition": _attachment(upload.signed_name)},
     )
+    guard.finish(request, response)  # security headers and no-store, as every page
+    return response
 
 
 # -- verifying -----------------------------------------------------------------------------------
@@ -845,7 +866,7 @@ def _run_verify(ctx: Context, content: bytes, name: str, original: bytes | None)
 
 
 def _load_report(ctx: Context, token: str) -> ValidationReport:
-    if not _ID.match(token):
+    if not _ID.fullmatch(token):
         raise NotFound("this report", vi="báo cáo này")
     path = _area(ctx, "reports") / f"{token}.json"
     try:
