@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, false, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from kyso.errors import Forbidden
@@ -103,7 +103,8 @@ class Principal:
 
     @property
     def province_wide(self) -> bool:
-        return self.role in PROVINCE_WIDE or self.org_path is None
+        # By role only: a unit role whose unit is missing sees nothing (fails closed).
+        return self.role in PROVINCE_WIDE
 
     def can(self, action: Action) -> bool:
         if action not in PERMISSIONS[self.role]:
@@ -138,7 +139,8 @@ def visible(principal: Principal, path_column: InstrumentedAttribute[str]) -> Co
     """A WHERE clause keeping rows whose unit is in the principal's view."""
     if principal.province_wide:
         return true()
-    assert principal.org_path is not None
+    if principal.org_path is None:
+        return false()
     return path_column.startswith(principal.org_path, autoescape=True)
 
 

@@ -7,14 +7,23 @@ from collections.abc import Callable
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kyso.errors import Forbidden
 from kyso.registry import devices, minutes, spreadsheets, users
 from kyso.registry import organizations as orgs
 from kyso.registry import people as ppl
-from kyso.registry.access import cli_principal
-from kyso.store.models import DeviceHandover, DeviceStatus, KeyDevice, OrgKind, Person, Role, Sector
+from kyso.registry.access import Principal, cli_principal, visible
+from kyso.store.models import (
+    DeviceHandover,
+    DeviceStatus,
+    KeyDevice,
+    Organization,
+    OrgKind,
+    Person,
+    Role,
+    Sector,
+)
 
 ADMIN = cli_principal("cli:test")
 
@@ -226,3 +235,20 @@ def test_a_signer_reads_no_registry_of_people(registry) -> None:
         person = session.execute(select(Person).limit(1)).scalar_one()
         with pytest.raises(Forbidden):
             ppl.get(signer, session, person.public_id)
+
+
+def test_a_unit_role_without_a_unit_sees_nothing_rather_than_everything(registry) -> None:
+    """Fail closed: a unit officer or signer whose unit is missing is not province-wide."""
+    for role in (Role.UNIT_OFFICER, Role.SIGNER):
+        lost = Principal(actor="user:x", role=role, user_id=1, org_path=None)
+        assert not lost.province_wide
+        assert not lost.covers("/1/")
+        with registry.ctx.db.read() as session:
+            seen = session.scalar(
+                select(func.count())
+                .select_from(Organization)
+                .where(visible(lost, Organization.path))
+            )
+        assert seen == 0
+    admin = Principal(actor="user:y", role=Role.PROVINCE_ADMIN, org_path=None)
+    assert admin.province_wide and admin.covers("/1/")
