@@ -146,8 +146,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One chromium per test module: Playwright's sync API keeps an event loop running in
+    the thread while it is open, which would break later tests calling ``asyncio.run``."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     require_or_skip(path, "Debian's chromium (apt-get install chromium)")
     try:
