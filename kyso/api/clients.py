@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from kyso import clock
@@ -112,14 +112,15 @@ _PRINCIPAL = (
 )
 
 
-def authenticate_principal(session: Session, authorization: str | None) -> Principal:
+def authenticate_principal(db: Session | Connection, authorization: str | None) -> Principal:
     """The principal a bearer token acts as: its user's role and unit, narrowed to its
     scopes; a token without a user is a system integration, province-wide within scopes."""
     if not authorization or not authorization.startswith("Bearer "):
         raise Unauthenticated()
     token = authorization.removeprefix("Bearer ").strip()
     # One statement per request (it runs before every API call): token, user and unit.
-    row = session.connection().execute(_PRINCIPAL, {"digest": _hash(token)}).first()
+    conn = db.connection() if isinstance(db, Session) else db
+    row = conn.execute(_PRINCIPAL, {"digest": _hash(token)}).first()
     if row is None or row.revoked_at is not None:
         raise Unauthenticated()
     scopes = frozenset(row.scopes.split())

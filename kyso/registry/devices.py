@@ -525,7 +525,8 @@ def get_handover(
     ).first()
     if row is None:
         raise NotFound(f"hand-over {handover_public_id}", vi=f"biên bản {handover_public_id}")
-    handover, device, recipient_path = row
+    handover, device = row[0], row[1]
+    recipient_path: str | None = row[2]
     if handover.to_person_id is None:  # a return: the unit of the holder who gave it back
         recipient_path = session.execute(
             select(Organization.path)

@@ -16,14 +16,21 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    # The server runs up to 40 request threads: a pool smaller than that made and closed an
+    # overflow connection (with its PRAGMAs) on nearly every request under load.
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=20,
+        max_overflow=40,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -78,6 +85,13 @@ class Database:
             return
         with self._write_lock, self._writer() as session, session.begin():
             yield session
+
+    @contextmanager
+    def single(self) -> Iterator[Connection]:
+        """A pooled connection for one read statement, outside any transaction (the hot
+        paths: OCSP answers, API token checks)."""
+        with self.read_engine.connect().execution_options(kyso_autocommit=True) as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

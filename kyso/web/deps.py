@@ -17,5 +17,5 @@ def context(request: Request) -> Context:
 def principal(request: Request) -> Principal:
     """Who is calling: a bearer token's principal (the web session adds cookies later)."""
     ctx = context(request)
-    with ctx.db.read() as session:
-        return authenticate_principal(session, request.headers.get("authorization"))
+    with ctx.db.single() as conn:  # one statement, before every API call: no transaction
+        return authenticate_principal(conn, request.headers.get("authorization"))
