@@ -24,6 +24,7 @@ from kyso.web import (
 )
 from kyso.web.assets import CachedStatic
 from kyso.web.limits import BodyLimit
+from kyso.web.ocsp_front import OcspFront
 
 log = logging.getLogger("kyso.web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -80,4 +81,5 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(OcspFront, context=ctx)  # outermost: OCSP skips the framework
     return app

@@ -1,26 +1,20 @@
 """The public PKI endpoints named inside certificates: CA certificates, CRLs, OCSP, TSA.
 
 No login (relying parties fetch these), size-limited, and answered with the media types
-RFC 2585, RFC 6960 and RFC 3161 name. OCSP answers carry RFC 5019 §6 cache headers.
+RFC 2585, RFC 6960 and RFC 3161 name. OCSP (``POST /ocsp``, ``GET /ocsp/{b64}``) is answered
+before the framework, by :mod:`kyso.web.ocsp_front`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-from email.utils import format_datetime
 from typing import Annotated
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from kyso import clock
 from kyso.context import Context
 from kyso.errors import NotFound, TooLarge
 from kyso.pki import crl as crl_service
 from kyso.pki.authority import Identity
-from kyso.pki.ocsp import MALFORMED, MAX_REQUEST_BYTES, Answer
 from kyso.store.models import IdentityRole
 from kyso.web.deps import context
 
@@ -66,41 +60,6 @@ def crl(name: str, ctx: Ctx) -> Response:
     issuer = _ca(ctx, identity_id, f"CRL {name}")
     der = crl_service.current(ctx.authority, issuer, delta=delta)
     return Response(der, media_type="application/pkix-crl")
-
-
-def _ocsp_response(answer: Answer) -> Response:
-    headers: dict[str, str] = {}
-    if answer.cacheable and answer.produced_at and answer.next_update:
-        max_age = max(0, int((answer.next_update - clock.now()).total_seconds()))
-        headers = {
-            "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
-            "Last-Modified": format_datetime(answer.produced_at, usegmt=True),
-            "Expires": format_datetime(answer.next_update, usegmt=True),
-            "ETag": '"' + hashlib.sha1(answer.der, usedforsecurity=False).hexdigest() + '"',
-        }
-    else:
-        headers = {"Cache-Control": "no-cache, no-store"}
-    return Response(answer.der, media_type="application/ocsp-response", headers=headers)
-
-
-@router.post("/ocsp", tags=["pki"])
-async def ocsp_post(request: Request, ctx: Ctx) -> Response:
-    body = await request.body()
-    if len(body) > MAX_REQUEST_BYTES:
-        return _ocsp_response(Answer(MALFORMED))
-    return _ocsp_response(ctx.responder.respond(body))
-
-
-@router.get("/ocsp/{encoded:path}", tags=["pki"])
-def ocsp_get(encoded: str, ctx: Ctx) -> Response:
-    """RFC 6960 Appendix A.1: the DER request, base64, then URL-encoded, in the path."""
-    if len(encoded) > MAX_REQUEST_BYTES * 2:
-        return _ocsp_response(Answer(MALFORMED))
-    try:
-        der = base64.b64decode(unquote(encoded), validate=True)
-    except (binascii.Error, ValueError):
-        return _ocsp_response(Answer(MALFORMED))
-    return _ocsp_response(ctx.responder.respond(der))
 
 
 @router.post("/tsa", tags=["pki"])
