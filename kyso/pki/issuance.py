@@ -7,8 +7,11 @@ caller's transaction: a failure leaves nothing behind.
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
@@ -23,7 +26,7 @@ from sqlalchemy.orm import Session
 from kyso import clock
 from kyso.audit.log import Event, record_many
 from kyso.errors import CompromisedKey, InvalidInput, LintFailed
-from kyso.keys.base import KeyAlgorithm
+from kyso.keys.base import KeyAlgorithm, SigningKey
 from kyso.keys.pkcs11 import Pkcs11KeyStore
 from kyso.keys.software import generate_private_key
 from kyso.pki import lint, profiles
@@ -125,9 +128,9 @@ def issue_many(
     not_before = now - timedelta(seconds=BACKDATE_SECONDS)
     issued: list[Issued] = []
     events: list[Event] = []
-    for spec, fingerprint in zip(specs, fingerprints, strict=True):
-        serial = new_serial()
-        builder = profiles.build(
+    serials = [new_serial() for _ in specs]
+    builders = [
+        profiles.build(
             profiles.SPECS[spec.profile],
             subject=spec.subject,
             public_key=spec.public_key,
@@ -138,7 +141,12 @@ def issue_many(
             policy_oid=settings.policy_oid,
             emails=spec.emails,
         )
-        cert = sign_certificate(builder, issuer.key)
+        for spec, serial in zip(specs, serials, strict=True)
+    ]
+    certificates = _sign_all(builders, issuer.key)
+    for spec, fingerprint, serial, cert in zip(
+        specs, fingerprints, serials, certificates, strict=True
+    ):
         der = cert.public_bytes(serialization.Encoding.DER)
         if settings.lint_on_issue:
             problems = lint.errors(lint.lint_certificate(der))
@@ -172,6 +180,25 @@ def issue_many(
     _store(session, issued, actor, now)
     record_many(session, events)
     return issued
+
+
+# cryptography releases the GIL while it signs, so a batch signs on every core at once.
+_PARALLEL_FROM = 8
+_signers: ThreadPoolExecutor | None = None
+_signers_lock = threading.Lock()
+
+
+def _sign_all(builders: list[x509.CertificateBuilder], key: SigningKey) -> list[x509.Certificate]:
+    """Sign a batch's certificates, on all cores for a software key (an HSM key signs through
+    its own session lock, one at a time, so it gains nothing from threads)."""
+    global _signers
+    cores = os.cpu_count() or 1
+    if len(builders) < _PARALLEL_FROM or cores < 2 or key.cryptography_key() is None:
+        return [sign_certificate(builder, key) for builder in builders]
+    with _signers_lock:
+        if _signers is None:
+            _signers = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="x509-sign")
+    return list(_signers.map(lambda builder: sign_certificate(builder, key), builders))
 
 
 _CERT_COLUMNS = (
