@@ -36,6 +36,7 @@ class Web:
         self.client = client
         self.world = world
         self.user: User | None = None
+        self._csrf: tuple[str, str] | None = None  # (browser id, token)
 
     # -- logging in without the form ------------------------------------------------------------
     def login(self, key_or_user: str | User) -> Web:
@@ -48,8 +49,10 @@ class Web:
         ctx = self.client.app.state.context  # type: ignore[attr-defined]
         with ctx.db.session() as session:
             token = sessions.start(session, user)
-        self.client.cookies.set("kyso_sid", token)
+        # the key the server's own Set-Cookie uses, so that one replaces the other
+        self.client.cookies.set("kyso_sid", token, domain="testserver.local", path="/")
         self.user = user
+        self._csrf = None
         return self
 
     # -- requests ---------------------------------------------------------------------------------
@@ -58,13 +61,18 @@ class Web:
         return self.client.get(url, **kwargs)
 
     def csrf(self) -> str:
-        """The token a page of ours would carry (every page has one in its forms)."""
+        """The token a page of ours would carry (every page has one in its forms); it stays
+        the same for as long as the browser id does."""
+        sid = self.client.cookies.get("kyso_sid")
+        if self._csrf is not None and sid and self._csrf[0] == sid:
+            return self._csrf[1]
         page = self.get("/about-ca" if self.user else "/login")
         found = CSRF.search(page.text)
         if found is None:  # the CA page may not exist yet: fall back to the login page
             page = self.get("/login", follow_redirects=True)
             found = CSRF.search(page.text)
         assert found, f"no CSRF token on the page: {page.status_code}"
+        self._csrf = (self.client.cookies.get("kyso_sid") or "", found.group(1))
         return found.group(1)
 
     def post(

@@ -73,11 +73,19 @@ def journey(sqlite_instance: Instance) -> World:
 
 @pytest.fixture
 def open_page(browser: Any, sqlite_server: Server) -> Iterator[Callable[..., Any]]:
+    """A new browser (its own cookies) on the test server. Every request any page makes is
+    watched: none may leave kyso (no CDN, font or script from elsewhere)."""
     contexts: list[Any] = []
+    elsewhere: list[str] = []
+
+    def watch(request: Any) -> None:
+        if not request.url.startswith((sqlite_server.url, "data:", "blob:")):
+            elsewhere.append(request.url)
 
     def make(**options: Any) -> Any:
         context = browser.new_context(accept_downloads=True, locale="vi-VN", **options)
         context.set_default_timeout(20_000)
+        context.on("request", watch)
         contexts.append(context)
         page = context.new_page()
         page.base = sqlite_server.url
@@ -86,6 +94,7 @@ def open_page(browser: Any, sqlite_server: Server) -> Iterator[Callable[..., Any
     yield make
     for context in contexts:
         context.close()
+    assert not elsewhere, f"pages asked for things outside kyso: {elsewhere}"
 
 
 def _field(page: Any, label: str) -> Any:

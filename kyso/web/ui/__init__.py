@@ -21,6 +21,7 @@ from kyso.web.ui import (
     units,
 )
 
+AREAS = (auth, home, units, devices, requests, certificates, documents, ca_info, audit_log)
 router = APIRouter(include_in_schema=False)
-for area in (auth, home, units, devices, requests, certificates, documents, ca_info, audit_log):
+for area in AREAS:
     router.include_router(area.router)
