@@ -209,6 +209,10 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="Processes (SQLite: 1–2).")] = 1,
     access_log: Annotated[bool, typer.Option(help="uvicorn access log (~30 % slower).")] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(help="Reverse proxies whose X-Forwarded-Proto/For are trusted."),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the web app, the API, /ocsp, /crl, /ca and /tsa."""
     import uvicorn
@@ -225,6 +229,8 @@ def serve(
         workers=workers,
         access_log=access_log,
         log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
 
 
