@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -50,6 +51,55 @@ RefQuery = Annotated[str | None, Query(max_length=40, pattern=r"^[A-Za-z0-9_-]*$
 SearchQuery = Annotated[str, Query(max_length=200)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 Text = Annotated[str, Form(max_length=2000)]
+Short = Annotated[str, Field(max_length=2000)]
+
+
+class UnitForm(BaseModel):
+    """The unit form's fields as typed (the registry checks them; a page keeps them to show
+    the form again)."""
+
+    name: Short = ""
+    code: Short = ""
+    kind: Short = ""
+    sector: Short = ""
+    address: Short = ""
+    province: Short = ""
+    tax_code: Short = ""
+    budget_code: Short = ""
+    email: Short = ""
+    phone: Short = ""
+
+    def values(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in UnitForm.model_fields}
+
+
+class NewUnitForm(UnitForm):
+    parent: Annotated[str, Field(max_length=100)] = ""
+
+
+class EditUnitForm(UnitForm):
+    version: Annotated[str, Field(max_length=20)] = ""
+
+
+class PersonForm(BaseModel):
+    full_name: Short = ""
+    organization: Annotated[str, Field(max_length=100)] = ""
+    position: Short = ""
+    date_of_birth: Annotated[str, Field(max_length=40)] = ""
+    id_number: Short = ""
+    id_issue_date: Annotated[str, Field(max_length=40)] = ""
+    id_issue_place: Short = ""
+    email: Short = ""
+    mobile: Short = ""
+
+    def values(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in PersonForm.model_fields}
+
+
+class EditPersonForm(PersonForm):
+    version: Annotated[str, Field(max_length=20)] = ""
+
+
 _REF = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _AGENCY_CODE = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}")
 
@@ -414,31 +464,11 @@ def unit_create(
     request: Request,
     ctx: Ctx,
     viewer: SignedIn,
-    parent: Annotated[str, Form(max_length=100)] = "",
-    name: Text = "",
-    code: Text = "",
-    kind: Text = "",
-    sector: Text = "",
-    address: Text = "",
-    province: Text = "",
-    tax_code: Text = "",
-    budget_code: Text = "",
-    email: Text = "",
-    phone: Text = "",
+    form: Annotated[NewUnitForm, Form()],
 ) -> Response:
     _ = guard.environment_gettext(request)
-    values = {
-        "name": name,
-        "code": code,
-        "kind": kind,
-        "sector": sector,
-        "address": address,
-        "province": province,
-        "tax_code": tax_code,
-        "budget_code": budget_code,
-        "email": email,
-        "phone": phone,
-    }
+    values = form.values()
+    parent = form.parent
     parent_id = _ref(parent)
     errors: dict[str, str] = {}
     status_code = 422
@@ -607,31 +637,11 @@ def unit_update(
     ctx: Ctx,
     viewer: SignedIn,
     public_id: PublicId,
-    version: Annotated[str, Form(max_length=20)] = "",
-    name: Text = "",
-    code: Text = "",
-    kind: Text = "",
-    sector: Text = "",
-    address: Text = "",
-    province: Text = "",
-    tax_code: Text = "",
-    budget_code: Text = "",
-    email: Text = "",
-    phone: Text = "",
+    form: Annotated[EditUnitForm, Form()],
 ) -> Response:
     _ = guard.environment_gettext(request)
-    values = {
-        "name": name,
-        "code": code,
-        "kind": kind,
-        "sector": sector,
-        "address": address,
-        "province": province,
-        "tax_code": tax_code,
-        "budget_code": budget_code,
-        "email": email,
-        "phone": phone,
-    }
+    values = form.values()
+    version = form.version
     read_version = int(version) if version.isascii() and version.isdigit() else 0
     errors: dict[str, str] = {}
     status_code = 422
@@ -972,28 +982,11 @@ def person_create(
     request: Request,
     ctx: Ctx,
     viewer: SignedIn,
-    full_name: Text = "",
-    organization: Annotated[str, Form(max_length=100)] = "",
-    position: Text = "",
-    date_of_birth: Annotated[str, Form(max_length=40)] = "",
-    id_number: Text = "",
-    id_issue_date: Annotated[str, Form(max_length=40)] = "",
-    id_issue_place: Text = "",
-    email: Text = "",
-    mobile: Text = "",
+    form: Annotated[PersonForm, Form()],
 ) -> Response:
     _ = guard.environment_gettext(request)
-    values = {
-        "full_name": full_name,
-        "organization": organization,
-        "position": position,
-        "date_of_birth": date_of_birth,
-        "id_number": id_number,
-        "id_issue_date": id_issue_date,
-        "id_issue_place": id_issue_place,
-        "email": email,
-        "mobile": mobile,
-    }
+    values = form.values()
+    organization = form.organization
     data, errors = _person_input(request, values)
     status_code = 422
     if not _ref(organization):
@@ -1129,29 +1122,12 @@ def person_update(
     ctx: Ctx,
     viewer: SignedIn,
     public_id: PublicId,
-    version: Annotated[str, Form(max_length=20)] = "",
-    full_name: Text = "",
-    organization: Annotated[str, Form(max_length=100)] = "",
-    position: Text = "",
-    date_of_birth: Annotated[str, Form(max_length=40)] = "",
-    id_number: Text = "",
-    id_issue_date: Annotated[str, Form(max_length=40)] = "",
-    id_issue_place: Text = "",
-    email: Text = "",
-    mobile: Text = "",
+    form: Annotated[EditPersonForm, Form()],
 ) -> Response:
     _ = guard.environment_gettext(request)
-    values = {
-        "full_name": full_name,
-        "organization": organization,
-        "position": position,
-        "date_of_birth": date_of_birth,
-        "id_number": id_number,
-        "id_issue_date": id_issue_date,
-        "id_issue_place": id_issue_place,
-        "email": email,
-        "mobile": mobile,
-    }
+    values = form.values()
+    organization = form.organization
+    version = form.version
     read_version = int(version) if version.isascii() and version.isdigit() else 0
     data, errors = _person_input(request, values)
     if not _ref(organization):
