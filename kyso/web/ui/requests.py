@@ -371,6 +371,50 @@ def _forbidden() -> KysoError:
     return Forbidden(Action.REQUEST_CREATE.value, vi="tạo yêu cầu")
 
 
+def _refusal(
+    request: Request, exc: KysoError, request_type: RequestType, typed: Mapping[str, Any]
+) -> dict[str, str]:
+    """A refused form, its problems by field; what is no form problem goes on as an error."""
+    if exc.http_status not in (404, 409, 422, 400) or exc.code == "too_large":
+        raise exc
+    known = {f.name for f in _all_fields(request_type)} | set(KEY_FIELDS) | {"subject_unit"}
+    errors = _field_errors(request, exc, known)
+    if exc.http_status == 404 and typed.get("device"):  # the token named is not known
+        errors = {"device": exc.message(guard.language(request))}
+    return errors
+
+
+def _form_again(
+    request: Request,
+    ctx: Context,
+    who: Principal,
+    request_type: RequestType,
+    typed: Mapping[str, Any],
+    errors: Mapping[str, str],
+    subject_unit: str | None,
+    *,
+    action: str,
+    editing: Any = None,
+) -> Response:
+    """The form once more, with what was typed and each problem next to its field."""
+    with ctx.db.read() as session:
+        units = _units(who, session)
+    return render(
+        request,
+        "requests/form.html",
+        _form_context(
+            request_type,
+            typed,
+            errors,
+            units,
+            subject_unit=subject_unit or "",
+            action=action,
+            editing=editing,
+        ),
+        status_code=422,
+    )
+
+
 def _form_context(
     request_type: RequestType,
     values: Mapping[str, Any],
@@ -442,28 +486,12 @@ async def create_request(request: Request, ctx: Ctx, viewer: SignedIn, type_code
             _create, ctx, who, request_type, data, subject_unit, key, submit
         )
     except (FieldErrors, KysoError) as exc:
-        if exc.http_status not in (404, 409, 422, 400) or exc.code == "too_large":
-            raise
-        known = {f.name for f in _all_fields(request_type)} | set(KEY_FIELDS) | {"subject_unit"}
-        errors = _field_errors(request, exc, known)
-        if exc.http_status == 404 and typed.get("device"):  # the token named is not known
-            errors = {"device": exc.message(guard.language(request))}
+        errors = _refusal(request, exc, request_type, typed)
     if errors:
-        with ctx.db.read() as session:
-            units = _units(who, session)
-        return render(
-            request,
-            "requests/form.html",
-            _form_context(
-                request_type,
-                typed,
-                errors,
-                units,
-                subject_unit=subject_unit or "",
-                action=f"/requests/new/{request_type.value}",
-            ),
-            status_code=422,
-        )
+        return _form_again(
+            request, ctx, who, request_type, typed, errors, subject_unit,
+            action=f"/requests/new/{request_type.value}",
+        )  # fmt: skip
     _ = guard.environment_gettext(request)
     message = (
         _("The request has been submitted for approval.")
@@ -811,29 +839,12 @@ async def edit_request(
             _edit, ctx, who, public_id, data, subject_unit, key, version, submit
         )
     except KysoError as exc:
-        if exc.http_status not in (404, 409, 422, 400) or exc.code == "too_large":
-            raise
-        known = {f.name for f in _all_fields(request_type)} | set(KEY_FIELDS) | {"subject_unit"}
-        errors = _field_errors(request, exc, known)
-        if exc.http_status == 404 and typed.get("device"):  # the token named is not known
-            errors = {"device": exc.message(guard.language(request))}
+        errors = _refusal(request, exc, request_type, typed)
     if errors:
-        with ctx.db.read() as session:
-            units = _units(who, session)
-        return render(
-            request,
-            "requests/form.html",
-            _form_context(
-                request_type,
-                typed,
-                errors,
-                units,
-                subject_unit=subject_unit or "",
-                action=f"/requests/{public_id}/edit",
-                editing=view.request,
-            ),
-            status_code=422,
-        )
+        return _form_again(
+            request, ctx, who, request_type, typed, errors, subject_unit,
+            action=f"/requests/{public_id}/edit", editing=view.request,
+        )  # fmt: skip
     _ = guard.environment_gettext(request)
     message = (
         _("The request has been submitted for approval.")
