@@ -64,6 +64,13 @@ class InvalidInput(KysoError):
     message_en = "The input is not valid."
 
 
+class TooManyRequests(KysoError):
+    code = "rate_limited"
+    http_status = 429
+    message_vi = "Quá nhiều yêu cầu trong thời gian ngắn; vui lòng thử lại sau ít phút."
+    message_en = "Too many requests in a short time; please try again in a few minutes."
+
+
 class TooLarge(KysoError):
     code = "too_large"
     http_status = 413

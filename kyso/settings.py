@@ -68,6 +68,8 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_request_bytes: int = 64 * 1024
     pin_change_days: int = 180  # a token holder who has not changed the PIN for longer is listed
+    # public verification is anonymous and costs CPU: validations per minute per client address
+    verify_per_minute: int = 30
     # Approvals each request type needs, e.g. {"new_organization": 2}; absent types need 1.
     approvals_required: dict[str, int] = field(default_factory=dict)
     # PKCS#11 module of subscribers' USB tokens (the CA's own module if unset).
@@ -111,6 +113,7 @@ class Settings:
             lint_on_issue=_bool(env.get("KYSO_LINT_ON_ISSUE"), True),
             max_upload_bytes=int(env.get("KYSO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
             pin_change_days=int(env.get("KYSO_PIN_CHANGE_DAYS", "180")),
+            verify_per_minute=int(env.get("KYSO_VERIFY_PER_MINUTE", "30")),
             approvals_required=_approvals(env.get("KYSO_APPROVALS_REQUIRED")),
             token_module=env.get("KYSO_TOKEN_MODULE") or None,
             smtp_host=env.get("KYSO_SMTP_HOST") or None,

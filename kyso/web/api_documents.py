@@ -22,6 +22,7 @@ from kyso.signing.service import level_support
 from kyso.signing.stamps import StampKind
 from kyso.web.deps import context, principal
 from kyso.web.errors import language
+from kyso.web.ratelimit import spend_verification
 
 if TYPE_CHECKING:
     from kyso.signing.identity import SignerIdentity
@@ -56,6 +57,7 @@ async def verify(
     from kyso.validation.trust import trust_context
     from kyso.validation.verify import verify as run
 
+    spend_verification(request)  # anonymous and CPU-bound: a budget per client
     limit = ctx.settings.max_upload_bytes
     content = await read_upload(file, limit)
     original = await read_upload(data, limit) if data is not None else None

@@ -25,6 +25,7 @@ from kyso.web import (
 from kyso.web.assets import CachedStatic
 from kyso.web.limits import BodyLimit
 from kyso.web.ocsp_front import OcspFront
+from kyso.web.ratelimit import RateLimit
 
 log = logging.getLogger("kyso.web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         lifespan=lifespan,
     )
     app.state.context = ctx
+    app.state.verify_limit = RateLimit(settings.verify_per_minute)
     errors.install(app)
     app.include_router(pki_routes.router)
     app.include_router(api_requests.router)  # before /certificates/{serial}: /expiring

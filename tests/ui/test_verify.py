@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Instance
 from fixtures.pdf import samples
-from support.world import World
+from support.world import World, app_client
 
 from kyso.pki import status
 from kyso.store.models import RevocationReason
@@ -193,3 +193,30 @@ def test_the_json_api_at_post_verify_still_answers(web: Web, signed_pdf: tuple[b
     )
     assert response.status_code == 200
     assert response.json()["indication"] == "TOTAL-PASSED"
+
+
+def test_anonymous_verification_has_a_budget_per_client(
+    instance: Instance, world: World, _ui_apps: dict, signed_pdf: tuple[bytes, str]
+) -> None:
+    """3 a minute (a burst of 1): the second anonymous check in a row waits; a signed-in
+    user is not counted; the JSON API shares the budget and answers 429 in JSON."""
+    small = app_client(instance, _ui_apps, verify_per_minute=3)
+    visitor = Web(small, world)
+    first = visitor.post(
+        "/verify/report", files={"file": ("a.pdf", signed_pdf[0], "application/pdf")}
+    )
+    assert first.status_code == 303
+    second = visitor.post(
+        "/verify/report", files={"file": ("a.pdf", signed_pdf[0], "application/pdf")}
+    )
+    assert second.status_code == 429
+    assert "Quá nhiều yêu cầu" in second.text and "text/html" in second.headers["content-type"]
+    api = small.post("/verify", files={"file": ("a.pdf", signed_pdf[0], "application/pdf")})
+    assert api.status_code == 429 and api.json()["code"] == "rate_limited"
+    officer = Web(small, world).login("officer")
+    assert (
+        officer.post(
+            "/verify/report", files={"file": ("a.pdf", signed_pdf[0], "application/pdf")}
+        ).status_code
+        == 303
+    )

@@ -53,6 +53,7 @@ from kyso.validation.report import (
     ValidationReport,
 )
 from kyso.web import api_documents
+from kyso.web.ratelimit import spend_verification
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx, MaybeSignedIn
 from kyso.web.ui.templating import render
@@ -896,6 +897,8 @@ async def verify_document(
     signed: Annotated[str, Form(max_length=60)] = "",
 ) -> Response:
     """Validate an uploaded file (or, for its signer, a file just signed on /sign)."""
+    if viewer is None:
+        spend_verification(request)
     _ = guard.environment_gettext(request)
     lang = guard.language(request)
     errors: dict[str, str] = {}
