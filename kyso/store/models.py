@@ -591,3 +591,31 @@ class WebSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class SignatureState(enum.StrEnum):
+    WAITING = "waiting"
+    SIGNED = "signed"
+    DECLINED = "declined"
+
+
+class SignatureRequest(Base):
+    """A document a colleague (a records clerk, a unit officer) asks someone to sign: the
+    leader finds it waiting on their home page, signs it with their key, and the sender
+    downloads the signed file. The PDFs are kept here, not in the hour-long upload area."""
+
+    __tablename__ = "signature_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    filename: Mapped[str] = mapped_column(String(200))
+    document: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    signed_document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    signer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    state: Mapped[SignatureState] = mapped_column(_enum(SignatureState))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -18,10 +18,23 @@ from kyso.web.ui import (
     documents,
     home,
     requests,
+    sign_queue,
     units,
 )
 
-AREAS = (auth, home, units, devices, requests, certificates, documents, ca_info, audit_log)
+# sign_queue before documents: /sign/requests/… must not be taken for /sign/{upload_id}
+AREAS = (
+    auth,
+    home,
+    units,
+    devices,
+    requests,
+    certificates,
+    sign_queue,
+    documents,
+    ca_info,
+    audit_log,
+)
 router = APIRouter(include_in_schema=False)
 for area in AREAS:
     router.include_router(area.router)

@@ -38,6 +38,7 @@ from kyso.context import Context
 from kyso.errors import Forbidden, InvalidInput, KysoError, NotFound, TooLarge
 from kyso.registry.access import Action
 from kyso.registry.sessions import Viewer
+from kyso.signing import queue
 from kyso.signing.levels import Level
 from kyso.signing.placement import Placement, Where
 from kyso.signing.stamps import Appearance, CopyKind, StampKind
@@ -750,6 +751,13 @@ async def sign_document(
         }
     )
     upload.save_meta()
+    task = upload.meta.get("task")
+    if task:  # a document a colleague sent: the signed file goes back to them
+        with ctx.db.session() as session:
+            queue.complete(viewer.principal, session, str(task), upload.signed.read_bytes())
+        return guard.redirect(
+            request, f"/sign/requests/{task}", _("The document is signed and sent back.")
+        )
     return guard.redirect(request, f"/sign/{upload.id}/done", _("The document is signed."))
 
 

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from kyso.registry.access import Action
 from kyso.reports import dashboard
+from kyso.signing import queue
 from kyso.store.models import Sector
 from kyso.web.ui import charts, guard, labels
 from kyso.web.ui.guard import Ctx, SignedIn
@@ -30,7 +31,10 @@ def home(request: Request, ctx: Ctx, viewer: SignedIn) -> Response:
     if principal.can(Action.CERT_READ):
         with ctx.db.read() as session:
             board = dashboard.dashboard(principal, session, pin_days=ctx.settings.pin_change_days)
-    context: dict[str, object] = {"board": board}
+    context: dict[str, object] = {"board": board, "to_sign": None}
+    if principal.can(Action.DOCUMENT_SIGN):
+        with ctx.db.read() as session:
+            context["to_sign"] = queue.waiting_count(principal, session)
     if board is not None:
         sectors = [s for s in Sector if any(board.issued[s])] or [Sector.GOVERNMENT]
         names = [labels.label("sector", s, _) for s in sectors]

@@ -82,6 +82,11 @@ LABELS: dict[str, dict[str, str]] = {
         "handed_over": N_("Handed over"),
         "cancelled": N_("Cancelled"),
     },
+    "signature_state": {
+        "waiting": N_("Waiting for the signature"),
+        "signed": N_("Signed"),
+        "declined": N_("Declined"),
+    },
     "device_kind": {"usb_token": N_("USB token"), "hsm_slot": N_("HSM slot")},
     "device_status": {
         "in_stock": N_("In stock"),
