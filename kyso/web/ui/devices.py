@@ -10,13 +10,12 @@ which check the viewer's rights; the pages only hide the buttons a viewer cannot
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kyso import clock
@@ -24,11 +23,11 @@ from kyso.errors import Conflict, KysoError, NotFound
 from kyso.lifecycle import lost
 from kyso.registry import devices, minutes, organizations, people
 from kyso.registry import fields as f
-from kyso.registry.access import Action, Principal, require, visible
+from kyso.registry.access import Action, Principal
+from kyso.registry.inventory import Filters, inventory
 from kyso.registry.sessions import Viewer
 from kyso.store.models import (
     CertStatus,
-    DeviceHandover,
     DeviceKind,
     DeviceStatus,
     KeyDevice,
@@ -44,7 +43,6 @@ router = APIRouter(dependencies=[Depends(guard.ui_request)])
 # Only to show the form; adding checks the right again (and the unit) in the registry.
 DeviceWriter = Annotated[Viewer, guard.allowed(Action.DEVICE_WRITE)]
 
-PAGE_SIZE = 50
 PEOPLE_SHOWN = 200  # people offered in the hand-over list; a search narrows it
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
@@ -96,113 +94,6 @@ def _errors(exc: KysoError, lang: str, default_field: str = "form") -> dict[str,
 
 
 # -- the inventory ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Filters:
-    status: DeviceStatus | None = None
-    kind: DeviceKind | None = None
-    unit: str | None = None  # a unit's public id: that unit and the units below it
-    q: str | None = None  # part of the serial, the model or the holder's name
-    pin_overdue: bool = False
-
-
-@dataclass(frozen=True)
-class Row:
-    device: KeyDevice
-    unit_name: str | None
-    holder_id: str | None
-    holder_name: str | None
-    holder_mobile: str | None
-    pin_since: datetime | None  # the last PIN change, or the hand-over when there was none
-
-
-@dataclass(frozen=True)
-class Inventory:
-    rows: list[Row]
-    total: int
-    offset: int
-    limit: int
-
-
-def inventory(
-    principal: Principal,
-    session: Session,
-    filters: Filters,
-    *,
-    pin_days: int,
-    offset: int = 0,
-    limit: int = PAGE_SIZE,
-    now: datetime | None = None,
-) -> Inventory:
-    """One page of the devices in the principal's view, with unit and holder, counted and
-    paged in SQL (one query for the page, one for the count).
-
-    The view is the registry's (``require`` DEVICE_READ, then ``visible`` on the unit's path:
-    a unit officer sees the devices of their unit and the units below; devices in the
-    province's central stock have no unit and are seen province-wide only), as in
-    :func:`kyso.registry.devices.search`, which lacks the kind, holder-name and overdue-PIN
-    filters. "PIN overdue" counts as the home page's tile does
-    (:func:`kyso.reports.dashboard.todo`): a handed-out device whose last PIN change, or else
-    its last hand-over, is ``pin_days`` old or older."""
-    require(principal, Action.DEVICE_READ)
-    now = now or clock.now()
-    last_handover = (
-        select(DeviceHandover.device_id, func.max(DeviceHandover.at).label("at"))
-        .group_by(DeviceHandover.device_id)
-        .subquery()
-    )
-    since = func.coalesce(KeyDevice.last_pin_change_at, last_handover.c.at)
-    query = (
-        select(
-            KeyDevice,
-            Organization.name,
-            Person.public_id,
-            Person.full_name,
-            Person.mobile,
-            since.label("since"),
-        )
-        .outerjoin(Organization, KeyDevice.organization_id == Organization.id)
-        .outerjoin(Person, KeyDevice.holder_person_id == Person.id)
-        .outerjoin(last_handover, last_handover.c.device_id == KeyDevice.id)
-    )
-    if not principal.province_wide:
-        query = query.where(visible(principal, Organization.path))
-    if filters.unit is not None:
-        root = organizations.get(principal, session, filters.unit)
-        query = query.where(Organization.path.startswith(root.path, autoescape=True))
-    if filters.status is not None:
-        query = query.where(KeyDevice.status == filters.status)
-    if filters.kind is not None:
-        query = query.where(KeyDevice.kind == filters.kind)
-    if filters.q:
-        needle = f"%{_escape_like(filters.q)}%"
-        query = query.where(
-            or_(
-                KeyDevice.serial.ilike(needle, escape="\\"),
-                KeyDevice.model.ilike(needle, escape="\\"),
-                Person.full_name.ilike(needle, escape="\\"),
-            )
-        )
-    if filters.pin_overdue:
-        query = query.where(
-            KeyDevice.status == DeviceStatus.ISSUED, since <= now - timedelta(days=pin_days)
-        )
-        order: tuple[Any, ...] = (since, KeyDevice.serial)
-    else:
-        order = (KeyDevice.serial,)
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = [
-        Row(device, unit_name, holder_id, holder_name, mobile, pin_since)
-        for device, unit_name, holder_id, holder_name, mobile, pin_since in session.execute(
-            query.order_by(*order).offset(offset).limit(limit)
-        )
-    ]
-    return Inventory(rows, total, offset, limit)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _units(principal: Principal, session: Session) -> list[tuple[str, str]]:
     """The units in view for a <select>, in tree order, indented by depth."""
     if not principal.can(Action.ORG_READ):
