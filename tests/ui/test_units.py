@@ -420,3 +420,29 @@ def test_the_export_is_a_real_workbook_of_the_units_in_view(
     assert csv.status_code == 200 and csv.content.startswith(b"\xef\xbb\xbf")
     text = csv.content.decode("utf-8-sig")
     assert "UBND xã Chu Hương" in text and "Ngân Sơn" not in text
+
+
+def test_a_code_another_unit_holds_is_a_field_error_not_a_stale_form(
+    instance: Instance, world: World, web_for: Callable[..., Web]
+) -> None:
+    """The other 409: nobody saved this unit meanwhile, so the form keeps the version it was
+    read at and shows no 'what they saved' list."""
+    taken = give_code(instance, world, "nganson")
+    admin = web_for("admin1")
+    tnmt = world.unit("tnmt")
+    edit = admin.get(f"/units/{tnmt.public_id}/edit")
+    version = re.search(r'name="version" value="(\d+)"', edit.text).group(1)  # type: ignore[union-attr]
+    answer = admin.post(
+        f"/units/{tnmt.public_id}/edit",
+        {
+            "version": version,
+            "name": "Phòng Tài nguyên và Môi trường",
+            "code": taken,
+            "kind": "other",
+            "sector": "government",
+        },
+    )
+    assert answer.status_code == 409
+    assert 'id="e-code"' in answer.text
+    assert "người khác" not in answer.text.lower()  # no "someone else saved", no list of theirs
+    assert f'name="version" value="{version}"' in answer.text

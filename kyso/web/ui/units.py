@@ -153,6 +153,31 @@ def _is_stale(exc: Conflict) -> bool:
     return "changed by someone else" in (exc.detail or "")
 
 
+def _refused_save(
+    request: Request, exc: Conflict, *, stale_message: str, field: str
+) -> tuple[dict[str, str], bool]:
+    """(errors, stale) for a save the registry refused: someone else saved the record first
+    (the form's top), or a value another record holds (next to ``field``)."""
+    if _is_stale(exc):
+        return {"form": stale_message}, True
+    return {field: exc.message(_lang(request))}, False
+
+
+def _changed_meanwhile(
+    labels: dict[str, str],
+    typed: dict[str, str],
+    stored: dict[str, str],
+    shown: dict[str, str],
+) -> list[tuple[str, str]]:
+    """What the other person saved, field by field, where it differs from what was typed
+    (compared by stored value, shown by name)."""
+    return [
+        (label, shown.get(key) or "—")
+        for key, label in labels.items()
+        if (typed.get(key) or "").strip() != (stored.get(key) or "").strip()
+    ]
+
+
 def _ref(value: str | None) -> str | None:
     """A public id from a form, or None: anything else is refused before a query sees it."""
     value = (value or "").strip()
@@ -645,6 +670,7 @@ def unit_update(
     read_version = int(version) if version.isascii() and version.isdigit() else 0
     errors: dict[str, str] = {}
     status_code = 422
+    stale = False
     try:
         with ctx.db.session() as session:
             org = organizations.update(
@@ -658,17 +684,16 @@ def unit_update(
     except FieldErrors as exc:
         errors = _field_errors(request, exc)
     except Conflict as exc:
-        if _is_stale(exc):
-            errors = {
-                "form": _(
-                    "Someone else saved this unit while you were editing it. Their values are "
-                    "listed below; check them, then send the form again to keep yours."
-                )
-            }
-            status_code = 409
-        else:
-            errors = {"code": exc.message(_lang(request))}
-            status_code = 409
+        status_code = 409
+        errors, stale = _refused_save(
+            request,
+            exc,
+            field="code",
+            stale_message=_(
+                "Someone else saved this unit while you were editing it. Their values are "
+                "listed below; check them, then send the form again to keep yours."
+            ),
+        )
     if not errors:
         return guard.redirect(
             request, f"/units/{public_id}", _("Unit “%(name)s” saved.") % {"name": org_name}
@@ -676,16 +701,16 @@ def unit_update(
     with ctx.db.read() as session:
         current = organizations.get(viewer.principal, session, public_id)
         parent = session.get(Organization, current.parent_id) if current.parent_id else None
-        saved: list[tuple[str, str]] = []
-        if status_code == 409:
-            # compare kind and sector by value, show them by name
-            stored_raw = _org_values(current)
-            shown = _labelled_org_values(request, current)
-            saved = [
-                (label, shown.get(key) or "—")
-                for key, label in _org_labels(request).items()
-                if (values.get(key) or "").strip() != (stored_raw.get(key) or "").strip()
-            ]
+        saved = (
+            _changed_meanwhile(
+                _org_labels(request),
+                values,
+                _org_values(current),
+                _labelled_org_values(request, current),
+            )
+            if stale
+            else []
+        )
         return _unit_form(
             request,
             org=current,
@@ -693,7 +718,7 @@ def unit_update(
             values=values,
             errors=errors,
             # a stale form is sent again at the version now stored (the user saw the changes)
-            version=current.version if status_code == 409 else read_version,
+            version=current.version if stale else read_version,
             saved=saved,
             status_code=status_code,
         )
@@ -1133,6 +1158,7 @@ def person_update(
     if not _ref(organization):
         errors["organization"] = _("Choose the unit.")
     status_code = 422
+    stale = False
     if errors:
         errors = _other_problems(request, data) | errors
     else:
@@ -1143,18 +1169,17 @@ def person_update(
         except FieldErrors as exc:
             errors = _field_errors(request, exc)
         except Conflict as exc:
-            if _is_stale(exc):
-                errors = {
-                    "form": _(
-                        "Someone else saved this subscriber while you were editing. Their "
-                        "values are listed below; check them, then send the form again to "
-                        "keep yours."
-                    )
-                }
-                status_code = 409
-            else:
-                errors = {"id_number": exc.message(_lang(request))}
-                status_code = 409
+            status_code = 409
+            errors, stale = _refused_save(
+                request,
+                exc,
+                field="id_number",
+                stale_message=_(
+                    "Someone else saved this subscriber while you were editing. Their "
+                    "values are listed below; check them, then send the form again to "
+                    "keep yours."
+                ),
+            )
     if not errors:
         return guard.redirect(
             request, f"/people/{public_id}", _("Subscriber “%(name)s” saved.") % {"name": name}
@@ -1162,17 +1187,11 @@ def person_update(
     with ctx.db.read() as session:
         current = people.get(viewer.principal, session, public_id)
         unit = session.get(Organization, current.organization_id)
-        stale = "form" in errors and status_code == 409
         saved: list[tuple[str, str]] = []
         if stale:
             stored = _person_values(current, unit)
-            shown = dict(stored)
-            shown["organization"] = unit.name if unit else ""
-            saved = [
-                (label, shown.get(key) or "—")
-                for key, label in _person_labels(request).items()
-                if (values.get(key) or "").strip() != (stored.get(key) or "").strip()
-            ]
+            shown = {**stored, "organization": unit.name if unit else ""}
+            saved = _changed_meanwhile(_person_labels(request), values, stored, shown)
         current_version = current.version
     return _person_form(
         request,
