@@ -869,6 +869,32 @@ def export_people(
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def formula_safe(text: str) -> str:
+    """A cell starting like a formula is run by Excel (CWE-1236, OWASP "CSV injection"):
+    a leading quote makes it text."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_table(header: list[str], body: list[list[Any]]) -> bytes:
+    """Rows as a CSV Excel opens in Vietnamese (UTF-8 with a BOM), dates as officials write
+    them (dd/mm/yyyy hh:mm), every cell formula-safe."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for values in body:
+        writer.writerow(
+            [
+                ""
+                if v is None
+                else formula_safe(
+                    v.strftime("%d/%m/%Y %H:%M") if isinstance(v, datetime) else str(v)
+                )
+                for v in values
+            ]
+        )
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
 def _write(fmt: Format, sheet: str, columns: Sequence[Column], rows: list[list[Any]]) -> bytes:
     return _xlsx(sheet, columns, rows) if fmt is Format.XLSX else _csv(columns, rows)
 
@@ -880,9 +906,7 @@ def _csv(columns: Sequence[Column], rows: list[list[Any]]) -> bytes:
     for values in rows:
         out = []
         for value in values:
-            text = "" if value is None else _text(value)
-            # A cell starting like a formula is run by Excel (CWE-1236): quote it.
-            out.append("'" + text if text.startswith(_FORMULA_START) else text)
+            out.append("" if value is None else formula_safe(_text(value)))
         writer.writerow(out)
     # UTF-8 with a BOM: how Excel recognises a UTF-8 CSV (Vietnamese would be garbled).
     return buffer.getvalue().encode("utf-8-sig")

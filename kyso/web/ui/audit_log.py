@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from kyso import clock
 from kyso.audit import log as audit
 from kyso.errors import InvalidInput, NotFound
+from kyso.registry import spreadsheets
 from kyso.registry.access import Action, Principal, require
 from kyso.store.models import AuditEntry
 from kyso.web.ui import guard
-from kyso.web.ui.certificates import csv_bytes
 from kyso.web.ui.guard import Ctx
 from kyso.web.ui.templating import render
 
@@ -231,7 +231,7 @@ def audit_export(
         for r in rows
     ]
     response = Response(
-        csv_bytes(header, body),
+        spreadsheets.csv_table(header, body),
         media_type="text/csv; charset=utf-8",
         headers={
             "content-disposition": (

@@ -11,7 +11,6 @@ transaction.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import re
@@ -32,7 +31,7 @@ from kyso import clock
 from kyso.context import Context
 from kyso.errors import InvalidInput, InvalidTransition, KysoError, NotFound
 from kyso.pki import status as status_service
-from kyso.registry import organizations
+from kyso.registry import organizations, spreadsheets
 from kyso.registry.access import Action, Principal, require, visible
 from kyso.store.models import (
     Certificate,
@@ -434,26 +433,6 @@ def export_xlsx(
     )
 
 
-def csv_cell(value: Any) -> str:
-    """Text as a spreadsheet opens it: dates as officials write them, and a leading
-    = + - @ made harmless (CSV formula injection, OWASP)."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%d/%m/%Y %H:%M")
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def csv_bytes(header: list[str], body: list[list[Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for values in body:
-        writer.writerow([csv_cell(v) for v in values])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")  # the BOM makes Excel read UTF-8
-
-
 @router.get("/certificates/export.csv", include_in_schema=False)
 def export_csv(
     request: Request,
@@ -469,7 +448,9 @@ def export_csv(
     _ = guard.environment_gettext(request)
     filters = _export_filters(request, unit, sector, status, profile, expiring, q)
     header, body = _export_rows(ctx, viewer.principal, filters, _)
-    return _download(request, csv_bytes(header, body), "text/csv; charset=utf-8", _filename("csv"))
+    return _download(
+        request, spreadsheets.csv_table(header, body), "text/csv; charset=utf-8", _filename("csv")
+    )
 
 
 def _download(request: Request, content: bytes, media_type: str, filename: str) -> Response:
