@@ -103,12 +103,11 @@ def inventory(
     if filters.kind is not None:
         query = query.where(KeyDevice.kind == filters.kind)
     if filters.q:
-        needle = f"%{_escape_like(filters.q)}%"
         query = query.where(
             or_(
-                KeyDevice.serial.ilike(needle, escape="\\"),
-                KeyDevice.model.ilike(needle, escape="\\"),
-                Person.full_name.ilike(needle, escape="\\"),
+                KeyDevice.serial.icontains(filters.q, autoescape=True),
+                KeyDevice.model.icontains(filters.q, autoescape=True),
+                Person.full_name.icontains(filters.q, autoescape=True),
             )
         )
     if filters.pin_overdue:
@@ -126,7 +125,3 @@ def inventory(
         )
     ]
     return Inventory(rows, total, offset, limit)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
