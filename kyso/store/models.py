@@ -11,6 +11,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -276,6 +277,42 @@ class ApiClient(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
 
 
+class ApiClientKey(Base):
+    """A key a system token (one without a user) may sign documents with, named when the
+    client is made: a system token signs with no other key."""
+
+    __tablename__ = "api_client_keys"
+
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"), primary_key=True)
+    key_location: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class AuditCheckpoint(Base):
+    """A signed, time-stamped statement of the audit chain's length and head hash, so a
+    truncated, re-chained or emptied log is found (also written outside the database)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    statement: Mapped[str] = mapped_column(Text)  # the canonical JSON that was signed
+    signature: Mapped[bytes] = mapped_column(LargeBinary)  # detached CMS over ``statement``
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    signer_serial: Mapped[str] = mapped_column(String(40))
+
+
+class RateBucket(Base):
+    """Rate-limit state shared by every process (GCRA: the theoretical arrival time of the
+    next request, in seconds since the epoch)."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float, index=True)
+
+
 class TrustAnchor(Base):
     """A root certificate imported as trusted for validation (beside kyso's own root)."""
 
@@ -389,6 +426,9 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The last TOTP time step accepted: a code is never accepted twice (RFC 6238 §5.2).
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The TOTP secret sealed (AES-GCM) with the key store's data key; ``totp_secret`` is the
+    # clear form rows had before migration 0007, emptied when the secret is sealed.
+    totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -591,6 +631,21 @@ class WebSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class LoginChallenge(Base):
+    """The second login step (TOTP) waiting for its code: bound to the browser that passed
+    the password step and used once."""
+
+    __tablename__ = "login_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class SignatureState(enum.StrEnum):
