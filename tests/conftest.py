@@ -21,6 +21,7 @@ import pytest
 from support import postgres as pg
 from support import require_or_skip, softhsm
 
+from kyso import clock
 from kyso.context import Context
 from kyso.pki import bootstrap
 from kyso.settings import Settings
@@ -209,3 +210,12 @@ def sqlite_server(
 ) -> Iterator[Server]:
     """The web app over HTTP on the SQLite-only instance (the browser journeys)."""
     yield from _serve(sqlite_instance, tmp_path_factory.mktemp("sqlite-server"))
+
+
+@pytest.fixture
+def fake_clock() -> Iterator[clock.FakeClock]:
+    """kyso's clock stopped at the present: ``fake_clock.advance(1)`` crosses a second (a
+    revocation after a signature, a CRL after a change) without sleeping."""
+    fake = clock.FakeClock(clock.precise())
+    with clock.using(fake):
+        yield fake

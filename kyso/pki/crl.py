@@ -24,7 +24,15 @@ from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.pki.authority import Authority, Identity
 from kyso.pki.x509sign import signature_algorithm_name
-from kyso.store.models import Certificate, CertStatus, Counter, Crl, RevocationReason
+from kyso.store.models import (
+    CertEventKind,
+    Certificate,
+    CertificateEvent,
+    CertStatus,
+    Counter,
+    Crl,
+    RevocationReason,
+)
 
 _REASON_EXT_PREFIX = bytes.fromhex("300c300a0603551d1504030a01")  # crlEntryExtensions{reasonCode}
 
@@ -218,6 +226,7 @@ def generate(
         else None,
     )
     crl = Crl(
+        events_seen=_events(session, issuer.id),
         issuer_id=issuer.id,
         number=number,
         is_delta=delta,
@@ -241,6 +250,22 @@ def generate(
     return crl
 
 
+def _events(session: Session, issuer_id: int) -> int:
+    """Status changes recorded for the issuer's certificates (append-only, so the count only
+    grows; a change committed late still raises it, where a comparison of times between
+    servers whose clocks differ would not see it)."""
+    return int(
+        session.execute(
+            select(func.count(CertificateEvent.id))
+            .join(Certificate, Certificate.id == CertificateEvent.certificate_id)
+            .where(
+                Certificate.issuer_id == issuer_id,
+                CertificateEvent.kind != CertEventKind.ISSUED,
+            )
+        ).scalar_one()
+    )
+
+
 def latest(session: Session, issuer_id: int, *, delta: bool) -> Crl | None:
     return session.execute(
         select(Crl)
@@ -259,15 +284,11 @@ def current(authority: Authority, issuer: Identity, *, delta: bool = False) -> b
     """
     with authority.db.read() as session:
         stored = latest(session, issuer.id, delta=delta)
-        last_change = session.execute(
-            select(func.max(Certificate.status_changed_at)).where(
-                Certificate.issuer_id == issuer.id
-            )
-        ).scalar_one_or_none()
+        changes = _events(session, issuer.id)
     now = clock.now()
     if stored is not None:
         half = stored.this_update + (stored.next_update - stored.this_update) / 2
-        if now < half and (last_change is None or last_change < stored.this_update):
+        if now < half and stored.events_seen == changes:
             return stored.der
     with authority.db.session() as session:
         return generate(session, authority, issuer, delta=delta).der

@@ -22,7 +22,6 @@ import hashlib
 import io
 import logging
 import weakref
-from datetime import UTC, datetime
 
 from asn1crypto import cms
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -35,6 +34,7 @@ from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
+from kyso import clock
 from kyso.errors import InvalidInput, KysoError
 from kyso.pki.tsa import TimeStampAuthority
 from kyso.signing import placement as placement_mod
@@ -189,6 +189,16 @@ class _PadesSigner(KeyStoreSigner):
             yield _LoadedAttribute(provider, self._attribute_cache, (digest_algorithm,))
 
 
+class _ClockedPdfSigner(PdfSigner):
+    """pyHanko's signer with the signing time read from kyso's clock (pyHanko reads the
+    system clock), so the claimed time agrees with the TSA, the CA and the tests' clock."""
+
+    def init_signing_session(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        session = super().init_signing_session(*args, **kwargs)
+        session.system_time = clock.precise()
+        return session
+
+
 _signers: dict[int, KeyStoreSigner] = {}
 _timestampers: weakref.WeakKeyDictionary[TimeStampAuthority, TimeStamper] = (
     weakref.WeakKeyDictionary()
@@ -285,7 +295,7 @@ async def _reserve(signer: KeyStoreSigner, md: str, timestamper: TimeStamper | N
             use_pades=True,
             dry_run=True,
             timestamper=timestamper,
-            signed_attr_settings=PdfCMSSignedAttributes(signing_time=datetime.now(UTC)),
+            signed_attr_settings=PdfCMSSignedAttributes(signing_time=clock.precise()),
         )
         size = len(dummy.dump()) * 2 + _RESERVE_MARGIN
         _reserved[key] = size
@@ -308,7 +318,7 @@ def _new_field_name(writer: IncrementalPdfFileWriter, stem: str) -> str:
 
 
 def _check_validity(identity: SignerIdentity) -> None:
-    now = datetime.now(UTC)
+    now = clock.precise()
     cert = identity.certificate
     if now > cert.not_valid_after_utc:
         raise SignerNotUsable(
@@ -459,7 +469,7 @@ async def _sign(
         use_pades_lta=level is Level.B_LTA,
         validation_context=validation_context,
     )
-    pdf_signer = PdfSigner(
+    pdf_signer = _ClockedPdfSigner(
         meta,
         signer,
         timestamper=timestamper,

@@ -22,7 +22,7 @@ import asyncio
 import io
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
@@ -331,7 +331,7 @@ async def _signature(
     moment: datetime | None,
     doc_ts_revisions: list[int],
 ) -> SignatureReport:
-    now = moment or datetime.now(UTC)
+    now = moment or clock.precise()
     try:
         signer = emb.signer_cert
     except Exception:
@@ -466,7 +466,7 @@ async def _in_the_past(emb, at: datetime, context, otherwise):
 async def _doc_timestamp(
     emb: EmbeddedPdfSignature, trust: TrustContext, dss: _Dss, moment: datetime | None
 ) -> SignatureReport:
-    now = moment or datetime.now(UTC)
+    now = moment or clock.precise()
     try:
         signer = emb.signer_cert
         vc = validation_context(

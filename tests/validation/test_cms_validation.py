@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import time
 import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
@@ -414,13 +413,13 @@ def test_signer_revoked_without_time_stamp_is_revoked_no_poe(
 
 
 def test_signature_time_stamped_before_revocation_stays_valid(
-    sqlite_ctx: Context, trust: TrustContext
+    sqlite_ctx: Context, trust: TrustContext, fake_clock: clock.FakeClock
 ) -> None:
     identity, serial = server_signer(sqlite_ctx)
     signature = sign_cms(
         DATA, identity, level=Level.B_T, timestamper=InProcessTimeStamper(sqlite_ctx.tsa)
     )
-    time.sleep(1.1)  # revocation times have whole seconds
+    fake_clock.advance(1)  # revocation times have whole seconds
     with sqlite_ctx.db.session() as session:
         status.revoke(session, sqlite_ctx.authority, serial, RevocationReason.SUPERSEDED, "test")
     (sig,) = validate_cms(signature, DATA, trust).signatures

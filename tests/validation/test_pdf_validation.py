@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -52,9 +51,6 @@ def _only(report) -> SignatureReport:
     return regular[0]
 
 
-def _one_second() -> None:
-    """Signing times and revocation times have whole seconds; let one pass."""
-    time.sleep(1.05)
 
 
 def test_valid_signature_report(env, good):
@@ -124,7 +120,7 @@ def test_content_changed_after_signing_is_flagged(env, good, change):
     assert not report.passed
 
 
-def test_signed_after_revocation_is_revoked(env, doc):
+def test_signed_after_revocation_is_revoked(env, doc, fake_clock):
     ctx, trust = env
     signer, issued = pki.server_signer(ctx)
     with ctx.db.session() as session:
@@ -132,7 +128,7 @@ def test_signed_after_revocation_is_revoked(env, doc):
             session, ctx.authority, issued.serial, RevocationReason.KEY_COMPROMISE, "test"
         )
         revoked_at = row.revoked_at
-    _one_second()
+    fake_clock.advance(1)  # signing and revocation times have whole seconds
     signed = sign_pdf(doc, signer, trust=trust)
     sig = _only(validate_pdf(signed, trust))
     assert (sig.indication, sig.sub_indication) == (Indication.TOTAL_FAILED, SubIndication.REVOKED)
@@ -146,13 +142,13 @@ def test_signed_after_revocation_is_revoked(env, doc):
     assert "key compromise" in sig.message_en and "lộ khóa" in sig.message_vi
 
 
-def test_revoked_after_signing(env, doc):
+def test_revoked_after_signing(env, doc, fake_clock):
     """Without a time-stamp nothing proves the signature came first; with one it passes."""
     ctx, trust = env
     signer, issued = pki.server_signer(ctx)
     plain = sign_pdf(doc, signer, trust=trust)
     stamped = sign_pdf(doc, signer, level=Level.B_T, trust=trust)
-    _one_second()
+    fake_clock.advance(1)  # signing and revocation times have whole seconds
     with ctx.db.session() as session:
         cert_status.revoke(
             session, ctx.authority, issued.serial, RevocationReason.AFFILIATION_CHANGED, "test"
@@ -170,12 +166,12 @@ def test_revoked_after_signing(env, doc):
     assert "revoked later" in sig.message_en
 
 
-def test_suspended_signer(env, doc):
+def test_suspended_signer(env, doc, fake_clock):
     ctx, trust = env
     signer, issued = pki.server_signer(ctx)
     with ctx.db.session() as session:
         cert_status.suspend(session, ctx.authority, issued.serial, "test")
-    _one_second()
+    fake_clock.advance(1)  # signing and revocation times have whole seconds
     signed = sign_pdf(doc, signer, trust=trust)
     sig = _only(validate_pdf(signed, trust))
     assert (sig.indication, sig.sub_indication) == (

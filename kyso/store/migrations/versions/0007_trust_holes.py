@@ -1,6 +1,7 @@
 """Tables for closing the trust holes (issue 9): signed audit checkpoints, rate-limit state
 shared by every process, the keys a system token may sign with, single-use login
-challenges, and TOTP secrets sealed with a key from the key store.
+challenges, TOTP secrets sealed with a key from the key store, and the status changes a
+CRL has seen (so reusing a stored CRL never depends on two servers' clocks agreeing).
 
 Revision ID: 0007
 Revises: 0006
@@ -60,9 +61,13 @@ def upgrade() -> None:
     op.create_index("ix_login_challenges_expires_at", "login_challenges", ["expires_at"])
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("totp_secret_sealed", sa.LargeBinary(), nullable=True))
+    with op.batch_alter_table("crls", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("events_seen", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("crls", schema=None) as batch_op:
+        batch_op.drop_column("events_seen")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("totp_secret_sealed")
     op.drop_index("ix_login_challenges_expires_at", table_name="login_challenges")
