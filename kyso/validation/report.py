@@ -58,6 +58,18 @@ class CertificateInfo:
     not_before: datetime
     not_after: datetime
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> CertificateInfo | None:
+        if not data:
+            return None
+        return cls(
+            subject=data["subject"],
+            issuer=data["issuer"],
+            serial=data["serial"],
+            not_before=datetime.fromisoformat(data["not_before"]),
+            not_after=datetime.fromisoformat(data["not_after"]),
+        )
+
 
 @dataclass
 class RevocationEvidence:
@@ -76,6 +88,27 @@ class Modification:
     description: str
 
 
+class ScopeKind(enum.StrEnum):
+    """What part of the input a signature covers (after EU DSS's signature scopes)."""
+
+    FULL = "full"  # the whole document as received
+    PARTIAL = "partial"  # part of it: an element, an earlier revision, some bytes
+    DETACHED = "detached"  # data outside the signed file (a detached .p7s and its original)
+    NOTHING = "nothing"  # the signature covers none of what was received
+
+
+@dataclass
+class SignatureScope:
+    """One thing a signature covers, said so that a reader knows what is vouched for."""
+
+    kind: ScopeKind
+    description_vi: str
+    description_en: str
+
+    def description(self, lang: str = "vi") -> str:
+        return self.description_vi if lang == "vi" else self.description_en
+
+
 @dataclass
 class SignatureReport:
     indication: Indication
@@ -91,11 +124,53 @@ class SignatureReport:
     trusted_chain: bool = False
     revocation: RevocationEvidence | None = None
     modifications: list[Modification] = field(default_factory=list)
+    # What the signature covers; a signature whose scope is not the whole document is never
+    # TOTAL-PASSED for the document (the reader would believe more is signed than is).
+    scope: list[SignatureScope] = field(default_factory=list)
+    # Signatures over this signature (CMS countersignatures, RFC 5652 §11.4), each judged.
+    counter_signatures: list[SignatureReport] = field(default_factory=list)
     message_vi: str = ""
     message_en: str = ""
 
     def message(self, lang: str = "vi") -> str:
         return self.message_vi if lang == "vi" else self.message_en
+
+    @classmethod
+    def from_dict(cls, s: dict[str, Any]) -> SignatureReport:
+        rev = s.get("revocation")
+        return cls(
+            indication=Indication(s["indication"]),
+            sub_indication=SubIndication(s["sub_indication"]) if s.get("sub_indication") else None,
+            signer=CertificateInfo.from_dict(s.get("signer")),
+            format=s["format"],
+            field_name=s.get("field_name"),
+            claimed_signing_time=_dt(s.get("claimed_signing_time")),
+            timestamp_time=_dt(s.get("timestamp_time")),
+            timestamp_trusted=s.get("timestamp_trusted"),
+            integrity=bool(s.get("integrity")),
+            chain=[c for c in (CertificateInfo.from_dict(c) for c in s.get("chain") or []) if c],
+            trusted_chain=bool(s.get("trusted_chain")),
+            revocation=RevocationEvidence(
+                status=RevocationStatus(rev["status"]),
+                source=rev["source"],
+                checked_at=_dt(rev.get("checked_at")),
+                revoked_at=_dt(rev.get("revoked_at")),
+                reason=rev.get("reason"),
+            )
+            if rev
+            else None,
+            modifications=[
+                Modification(bool(m["allowed"]), m["description"])
+                for m in s.get("modifications") or []
+            ],
+            scope=[
+                SignatureScope(ScopeKind(x["kind"]), x["description_vi"], x["description_en"])
+                for x in s.get("scope") or []
+            ],
+            counter_signatures=[cls.from_dict(c) for c in s.get("counter_signatures") or []],
+            message_vi=s.get("message_vi", ""),
+            message_en=s.get("message_en", ""),
+        )
 
 
 @dataclass
@@ -124,6 +199,24 @@ class ValidationReport:
         data = asdict(self)
         data["indication"] = self.indication.value
         return _jsonable(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """The report back from :meth:`to_dict` (pages keep reports as JSON for an hour)."""
+        validated_at = _dt(data["validated_at"])
+        assert validated_at is not None
+        return cls(
+            document=data["document"],
+            document_kind=data["document_kind"],
+            signatures=[SignatureReport.from_dict(s) for s in data["signatures"]],
+            validated_at=validated_at,
+            message_vi=data.get("message_vi", ""),
+            message_en=data.get("message_en", ""),
+        )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def _jsonable(value: Any) -> Any:

@@ -44,13 +44,8 @@ from kyso.signing.placement import Placement, Where
 from kyso.signing.stamps import Appearance, CopyKind, StampKind
 from kyso.store.models import Certificate, CertStatus, Organization, Profile
 from kyso.validation.report import (
-    CertificateInfo,
     Indication,
-    Modification,
-    RevocationEvidence,
     RevocationStatus,
-    SignatureReport,
-    SubIndication,
     ValidationReport,
 )
 from kyso.web import api_documents
@@ -799,69 +794,6 @@ def sign_download(request: Request, ctx: Ctx, viewer: Signer, upload_id: str) ->
 
 
 # -- verifying -----------------------------------------------------------------------------------
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _cert(data: dict[str, Any] | None) -> CertificateInfo | None:
-    if not data:
-        return None
-    return CertificateInfo(
-        subject=data["subject"],
-        issuer=data["issuer"],
-        serial=data["serial"],
-        not_before=_dt(data["not_before"]),  # type: ignore[arg-type]
-        not_after=_dt(data["not_after"]),  # type: ignore[arg-type]
-    )
-
-
-def report_from_dict(data: dict[str, Any]) -> ValidationReport:
-    """The report back from :meth:`ValidationReport.to_dict` (kept as JSON for an hour)."""
-    signatures = []
-    for s in data["signatures"]:
-        rev = s.get("revocation")
-        signatures.append(
-            SignatureReport(
-                indication=Indication(s["indication"]),
-                sub_indication=SubIndication(s["sub_indication"])
-                if s.get("sub_indication")
-                else None,
-                signer=_cert(s.get("signer")),
-                format=s["format"],
-                field_name=s.get("field_name"),
-                claimed_signing_time=_dt(s.get("claimed_signing_time")),
-                timestamp_time=_dt(s.get("timestamp_time")),
-                timestamp_trusted=s.get("timestamp_trusted"),
-                integrity=bool(s.get("integrity")),
-                chain=[c for c in (_cert(c) for c in s.get("chain") or []) if c is not None],
-                trusted_chain=bool(s.get("trusted_chain")),
-                revocation=RevocationEvidence(
-                    status=RevocationStatus(rev["status"]),
-                    source=rev["source"],
-                    checked_at=_dt(rev.get("checked_at")),
-                    revoked_at=_dt(rev.get("revoked_at")),
-                    reason=rev.get("reason"),
-                )
-                if rev
-                else None,
-                modifications=[
-                    Modification(bool(m["allowed"]), m["description"])
-                    for m in s.get("modifications") or []
-                ],
-                message_vi=s.get("message_vi", ""),
-                message_en=s.get("message_en", ""),
-            )
-        )
-    return ValidationReport(
-        document=data["document"],
-        document_kind=data["document_kind"],
-        signatures=signatures,
-        validated_at=_dt(data["validated_at"]),  # type: ignore[arg-type]
-        message_vi=data.get("message_vi", ""),
-        message_en=data.get("message_en", ""),
-    )
-
-
 def _run_verify(ctx: Context, content: bytes, name: str, original: bytes | None) -> str:
     from kyso.validation.trust import trust_context
     from kyso.validation.verify import verify
@@ -882,7 +814,7 @@ def _load_report(ctx: Context, token: str) -> ValidationReport:
         if _expired(path, time.time()):
             path.unlink(missing_ok=True)
             raise FileNotFoundError(path)
-        return report_from_dict(json.loads(path.read_text()))
+        return ValidationReport.from_dict(json.loads(path.read_text()))
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise NotFound(
             "this report (reports are kept for an hour)",
