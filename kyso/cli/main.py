@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from kyso import clock
 from kyso.context import Context
-from kyso.errors import KysoError, NotInitialized
+from kyso.errors import InvalidInput, KysoError, NotInitialized
 from kyso.settings import Settings
 from kyso.store.models import (
     CaIdentity,
@@ -245,6 +245,72 @@ def ca_chain(output: Annotated[Path | None, typer.Option("-o", "--output")] = No
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(pem)
+
+
+@ca_app.command("revoke")
+def ca_revoke(
+    which: Annotated[str, typer.Argument(help="root | issuing | ocsp | tsa, or a serial")],
+    reason: Annotated[
+        RevocationReason, typer.Option(help="ca-compromise, key-compromise, superseded, …")
+    ] = RevocationReason.UNSPECIFIED,
+    suspend: Annotated[
+        bool, typer.Option("--suspend", help="Put on hold instead (undo with --restore).")
+    ] = False,
+    restore: Annotated[bool, typer.Option("--restore", help="Lift a hold.")] = False,
+    confirm: Annotated[
+        str | None,
+        typer.Option(help="The certificate's serial, typed again (asked for when absent)."),
+    ] = None,
+    note: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Suspend, restore or revoke one of the CA's own certificates.
+
+    Every signature of every subscriber depends on these certificates, so no page and no API
+    token can change them: only this command, on the server, after the operator has typed
+    the certificate's serial again."""
+    from kyso.lifecycle import certificates
+    from kyso.pki import status as status_service
+    from kyso.registry.access import cli_principal
+
+    if suspend and restore:
+        raise InvalidInput("--suspend or --restore, not both", vi="chọn --suspend hoặc --restore")
+    ctx = context()
+    roles = {role.value: role for role in IdentityRole}
+    serial = (
+        f"{ctx.authority.identity(roles[which]).certificate.serial_number:x}"
+        if which in roles
+        else status_service.normalize_serial(which)
+    )
+    with ctx.db.read() as session:
+        row = certificates.get(cli_principal(actor()), session, serial)
+        if not status_service.is_ca_own(session, row):
+            raise InvalidInput(
+                f"{serial} is not one of the CA's own certificates: use `kyso cert`",
+                vi=f"{serial} không phải chứng thư của chính CA: dùng `kyso cert`",
+            )
+        subject = row.subject
+    action = "suspend" if suspend else "restore" if restore else f"revoke ({reason.value})"
+    err.print(f"[bold red]{action}[/]: {subject}\n  serial {serial}")
+    typed = confirm if confirm is not None else typer.prompt("Type the serial again to confirm")
+    if status_service.normalize_serial(typed) != serial:
+        raise InvalidInput(
+            "the serial typed does not match; nothing was changed",
+            vi="số hiệu nhập lại không khớp; không thay đổi gì",
+        )
+    with ctx.db.session() as session:
+        if suspend:
+            changed = status_service.suspend(
+                session, ctx.authority, serial, actor(), note, ca_own_confirmed=typed
+            )
+        elif restore:
+            changed = status_service.restore(
+                session, ctx.authority, serial, actor(), note, ca_own_confirmed=typed
+            )
+        else:
+            changed = status_service.revoke(
+                session, ctx.authority, serial, reason, actor(), note, ca_own_confirmed=typed
+            )
+        out.print(f"{changed.serial}: {changed.status.value}")
 
 
 # -- certificates -----------------------------------------------------------------------------
@@ -482,17 +548,21 @@ def cert_show(
 def _status_command(
     action: str, serial: str, reason: RevocationReason | None, note: str | None, as_json: bool
 ) -> None:
-    from kyso.pki import status as status_service
+    """A subscriber's certificate, through the same service as the pages and the API (the
+    CA's own certificates are refused there: they have ``kyso ca revoke``)."""
+    from kyso.lifecycle import certificates
+    from kyso.registry.access import cli_principal
 
     ctx = context()
+    who = cli_principal(actor())
     with ctx.db.session() as session:
         if action == "suspend":
-            row = status_service.suspend(session, ctx.authority, serial, actor(), note)
+            row = certificates.suspend(who, session, ctx.authority, serial, note)
         elif action == "restore":
-            row = status_service.restore(session, ctx.authority, serial, actor(), note)
+            row = certificates.restore(who, session, ctx.authority, serial, note)
         else:
             assert reason is not None
-            row = status_service.revoke(session, ctx.authority, serial, reason, actor(), note)
+            row = certificates.revoke(who, session, ctx.authority, serial, reason, note)
         data = _cert_json(row)
     if as_json:
         _emit(data)

@@ -244,6 +244,8 @@ def _cert_path(session: Session, cert: Certificate) -> str | None:
 def _require_cert(
     principal: Principal, session: Session, action: Action, cert: Certificate
 ) -> None:
+    if status.is_ca_own(session, cert):  # no request form reaches the CA's own certificates
+        raise status.CaCertificateProtected(cert.serial)
     path = _cert_path(session, cert)
     require(principal, action, path)
     if path is None and not principal.province_wide:

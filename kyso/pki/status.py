@@ -3,6 +3,12 @@
 Allowed moves: good → suspended (certificateHold) → good (restore); good or suspended →
 revoked. Revocation is final. Each move re-signs the certificate's OCSP answer in the same
 transaction, so OCSP shows it at once; a key-compromise revocation blocks the public key.
+
+The CA's own certificates (root, issuing CA, OCSP responder, TSA, and any other identity kyso
+signs with) are refused here, whoever asks: suspending the issuing CA would make every
+subscriber's signature fail, so no page, API token, request form or lost-token report may do
+it. Only ``kyso ca revoke`` on the server passes ``ca_own_confirmed`` with the serial the
+operator typed.
 """
 
 from __future__ import annotations
@@ -14,15 +20,17 @@ from sqlalchemy.orm import Session
 
 from kyso import clock
 from kyso.audit.log import Event, record
-from kyso.errors import InvalidInput, InvalidTransition, NotFound
+from kyso.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
 from kyso.pki.authority import Authority
 from kyso.pki.ocsp import Responder
 from kyso.store.models import (
     CertEventKind,
     Certificate,
+    CaIdentity,
     CertificateEvent,
     CertStatus,
     CompromisedKey,
+    Profile,
     RevocationReason,
 )
 
@@ -36,12 +44,46 @@ def normalize_serial(serial: str) -> str:
     return text
 
 
-def load_for_update(session: Session, serial: str) -> Certificate:
+CA_PROFILES = frozenset({Profile.ROOT_CA, Profile.SUB_CA, Profile.OCSP, Profile.TSA})
+
+
+class CaCertificateProtected(Forbidden):
+    code = "ca_certificate_protected"
+    message_vi = (
+        "Chứng thư của chính CA (CA gốc, CA cấp phát, OCSP, TSA) không thể tạm dừng hoặc thu hồi "
+        "qua trang web hay API; chỉ quản trị viên máy chủ làm được bằng lệnh `kyso ca revoke`."
+    )
+    message_en = (
+        "The CA's own certificates (root, issuing CA, OCSP responder, TSA) cannot be suspended "
+        "or revoked through the pages or the API; only the server's operator can, with "
+        "`kyso ca revoke`."
+    )
+
+
+def is_ca_own(session: Session, cert: Certificate) -> bool:
+    """Whether ``cert`` is one kyso itself signs with (by profile, or listed as an identity)."""
+    if cert.profile in CA_PROFILES:
+        return True
+    return (
+        session.execute(select(CaIdentity.id).where(CaIdentity.serial == cert.serial)).first()
+        is not None
+    )
+
+
+def load_for_update(
+    session: Session, serial: str, *, ca_own_confirmed: str | None = None
+) -> Certificate:
+    """The certificate, locked for a status change; the CA's own only when the operator
+    confirmed that very serial (``kyso ca revoke``)."""
     cert = session.execute(
         select(Certificate).where(Certificate.serial == normalize_serial(serial)).with_for_update()
     ).scalar_one_or_none()
     if cert is None:
         raise NotFound(f"certificate {serial}", vi=f"chứng thư {serial}")
+    if is_ca_own(session, cert) and (
+        ca_own_confirmed is None or normalize_serial(ca_own_confirmed) != cert.serial
+    ):
+        raise CaCertificateProtected(cert.serial)
     return cert
 
 
@@ -76,9 +118,15 @@ def _change(
 
 
 def suspend(
-    session: Session, authority: Authority, serial: str, actor: str, note: str | None = None
+    session: Session,
+    authority: Authority,
+    serial: str,
+    actor: str,
+    note: str | None = None,
+    *,
+    ca_own_confirmed: str | None = None,
 ) -> Certificate:
-    cert = load_for_update(session, serial)
+    cert = load_for_update(session, serial, ca_own_confirmed=ca_own_confirmed)
     if cert.status is not CertStatus.GOOD:
         raise InvalidTransition(
             f"{cert.serial} is {cert.status.value}",
@@ -103,9 +151,15 @@ def suspend(
 
 
 def restore(
-    session: Session, authority: Authority, serial: str, actor: str, note: str | None = None
+    session: Session,
+    authority: Authority,
+    serial: str,
+    actor: str,
+    note: str | None = None,
+    *,
+    ca_own_confirmed: str | None = None,
 ) -> Certificate:
-    cert = load_for_update(session, serial)
+    cert = load_for_update(session, serial, ca_own_confirmed=ca_own_confirmed)
     if cert.status is not CertStatus.SUSPENDED:
         raise InvalidTransition(
             f"{cert.serial} is {cert.status.value}, not suspended",
@@ -122,13 +176,15 @@ def revoke(
     reason: RevocationReason,
     actor: str,
     note: str | None = None,
+    *,
+    ca_own_confirmed: str | None = None,
 ) -> Certificate:
     if reason in NOT_A_REVOCATION_REASON:
         raise InvalidInput(
             f"'{reason.value}' is not a revocation reason (use suspend/restore)",
             vi=f"'{reason.value}' không phải lý do thu hồi (dùng tạm dừng/khôi phục)",
         )
-    cert = load_for_update(session, serial)
+    cert = load_for_update(session, serial, ca_own_confirmed=ca_own_confirmed)
     if cert.status is CertStatus.REVOKED:
         raise InvalidTransition(
             f"{cert.serial} is already revoked; revocation is final",

@@ -1,4 +1,5 @@
-"""REST: /api/v1/certificates. Routes only translate; the rules live in kyso.pki."""
+"""REST: /api/v1/certificates. Routes only translate; the rules live in
+:mod:`kyso.lifecycle.certificates` (who may see or change what) and :mod:`kyso.pki`."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from typing import Annotated
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AfterValidator, BaseModel, Field
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from kyso.context import Context
-from kyso.errors import Forbidden, KysoError, NotFound
-from kyso.pki import issuance, status
+from kyso.errors import KysoError
+from kyso.lifecycle import certificates
+from kyso.pki import issuance
 from kyso.pki.names import check_email
-from kyso.registry.access import Action, Principal, require, visible
-from kyso.store.models import Certificate, CertStatus, Organization, Profile, RevocationReason
+from kyso.registry.access import Action, Principal, require
+from kyso.store.models import Certificate, CertStatus, Profile, RevocationReason
 from kyso.web.deps import context, principal
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"])
@@ -130,45 +131,34 @@ def list_certificates(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page:
-    require(who, Action.CERT_READ)
-    query = select(Certificate)
-    if not who.province_wide:  # a unit sees the certificates of its people and units below
-        query = query.join(Organization, Certificate.organization_id == Organization.id).where(
-            visible(who, Organization.path)
-        )
-    if status_filter is not None:
-        query = query.where(Certificate.status == status_filter)
-    if profile is not None:
-        query = query.where(Certificate.profile == profile)
-    if q:
-        query = query.where(Certificate.subject.contains(q, autoescape=True))
+    filters = certificates.CertificateFilter(
+        status=status_filter.value if status_filter is not None else None,
+        profile=profile,
+        text=q,
+    )
     with ctx.db.read() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = (
-            session.execute(query.order_by(Certificate.id.desc()).offset(offset).limit(limit))
-            .scalars()
-            .all()
-        )
-    return Page(items=[_out(r) for r in rows], total=total, offset=offset, limit=limit)
+        found = certificates.search(who, session, filters, offset=offset, limit=limit)
+        rows = [_row_out(r) for r in found.rows]
+    return Page(items=rows, total=found.total, offset=offset, limit=limit)
+
+
+def _row_out(row: certificates.CertificateRow) -> CertificateOut:
+    return CertificateOut(
+        serial=row.serial,
+        subject=row.subject,
+        profile=Profile(row.profile),
+        # the API reports the stored status; "expired" is a list filter, not a status
+        status=CertStatus.GOOD if row.status == "expired" else CertStatus(row.status),
+        not_before=row.not_before,
+        not_after=row.not_after,
+        revoked_at=row.revoked_at,
+        reason=RevocationReason(row.reason) if row.reason else None,
+    )
 
 
 def _find(ctx: Context, serial: str, who: Principal, action: Action) -> Certificate:
-    """The certificate, if ``who`` may do ``action`` on it (its unit must be in view)."""
-    require(who, action)
     with ctx.db.read() as session:
-        row = session.execute(
-            select(Certificate).where(Certificate.serial == status.normalize_serial(serial))
-        ).scalar_one_or_none()
-        if row is None:
-            raise NotFound(f"certificate {serial}", vi=f"chứng thư {serial}")
-        path = None
-        if row.organization_id is not None:
-            path = session.execute(
-                select(Organization.path).where(Organization.id == row.organization_id)
-            ).scalar_one_or_none()
-    if not who.province_wide and (path is None or not who.covers(path)):
-        raise Forbidden("outside your unit", vi="ngoài phạm vi đơn vị của bạn")
-    return row
+        return certificates.get(who, session, serial, action)
 
 
 @router.get("/{serial}", response_model=CertificateOut)
@@ -186,22 +176,19 @@ def pem(serial: str, ctx: Ctx, who: Who) -> Response:
 
 @router.post("/{serial}/suspend", response_model=CertificateOut)
 def suspend(serial: str, body: NoteBody, ctx: Ctx, who: Who) -> CertificateOut:
-    _find(ctx, serial, who, Action.CERT_REVOKE)
     with ctx.db.session() as session:
-        return _out(status.suspend(session, ctx.authority, serial, who.actor, body.note))
+        return _out(certificates.suspend(who, session, ctx.authority, serial, body.note))
 
 
 @router.post("/{serial}/restore", response_model=CertificateOut)
 def restore(serial: str, body: NoteBody, ctx: Ctx, who: Who) -> CertificateOut:
-    _find(ctx, serial, who, Action.CERT_REVOKE)
     with ctx.db.session() as session:
-        return _out(status.restore(session, ctx.authority, serial, who.actor, body.note))
+        return _out(certificates.restore(who, session, ctx.authority, serial, body.note))
 
 
 @router.post("/{serial}/revoke", response_model=CertificateOut)
 def revoke(serial: str, body: RevokeBody, ctx: Ctx, who: Who) -> CertificateOut:
-    _find(ctx, serial, who, Action.CERT_REVOKE)
     with ctx.db.session() as session:
         return _out(
-            status.revoke(session, ctx.authority, serial, body.reason, who.actor, body.note)
+            certificates.revoke(who, session, ctx.authority, serial, body.reason, body.note)
         )

@@ -2,11 +2,9 @@
 one certificate in plain words with its history and downloads, and suspend / restore /
 revoke for the province.
 
-Access: listing is filtered with :func:`kyso.registry.access.visible` exactly as the REST API
-does; one certificate is found through the REST API's own check
-(:func:`kyso.web.api_certificates._find`), and status changes go through
-:mod:`kyso.pki.status`, which re-signs the OCSP answer and writes the audit entry in the same
-transaction.
+Pages only translate: every query and every rule is :mod:`kyso.lifecycle.certificates` (the
+same service the REST API and the CLI call), which refuses what the viewer may not see or
+change, including the CA's own certificates.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from cryptography import x509
@@ -24,30 +22,25 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kyso import clock
 from kyso.context import Context
-from kyso.errors import InvalidInput, InvalidTransition, KysoError, NotFound
-from kyso.pki import status as status_service
-from kyso.registry import organizations, spreadsheets
+from kyso.errors import InvalidInput, KysoError, NotFound
+from kyso.lifecycle import certificates
+from kyso.lifecycle.certificates import common_name, shown_status
+from kyso.registry import spreadsheets
 from kyso.registry.access import Action, Principal, require, visible
 from kyso.store.models import (
     Certificate,
-    CertificateEvent,
-    CertificateRequest,
-    CertStatus,
     IdentityRole,
     KeyDevice,
     Organization,
-    Person,
     Profile,
     RevocationReason,
     Sector,
-    User,
 )
-from kyso.web import api_certificates
 from kyso.web.ui import guard, labels
 from kyso.web.ui.guard import Ctx, SignedIn
 from kyso.web.ui.labels import N_
@@ -57,7 +50,7 @@ router = APIRouter(dependencies=[Depends(guard.ui_request)])
 
 PAGE_SIZE = 50
 EXPIRING_DAYS = ("30", "60", "90")
-SHOWN_STATUSES = ("good", "suspended", "revoked", "expired")
+SHOWN_STATUSES = certificates.SHOWN_STATUSES
 EXPORT_LIMIT = 100_000  # a whole province is ~10,000; a bound keeps one export from any runaway
 
 # The reasons a person chooses from: those that fit a subscriber's certificate, in the order
@@ -70,9 +63,6 @@ REVOKE_REASONS = (
     RevocationReason.PRIVILEGE_WITHDRAWN,
     RevocationReason.UNSPECIFIED,
 )
-
-# The CA's own certificates: changed only with the kyso command on the server, never by a click.
-CA_PROFILES = frozenset({Profile.ROOT_CA, Profile.SUB_CA, Profile.OCSP, Profile.TSA})
 
 EVENT_NAMES = {
     "issued": N_("Issued"),
@@ -97,39 +87,6 @@ class Filters:
 
     def any(self) -> bool:
         return any(vars(self).values())
-
-
-@dataclass(frozen=True)
-class Row:
-    serial: str
-    subject: str
-    holder: str
-    profile: str
-    status: str  # good / suspended / revoked / expired (good but past not_after)
-    not_before: datetime
-    not_after: datetime
-    days_left: int
-    revoked_at: datetime | None
-    reason: str | None
-    unit_name: str | None
-    unit_id: str | None
-    sector: str | None
-
-
-_CN = re.compile(r"(?:^|,)CN=((?:\\.|[^,\\])*)")
-
-
-def common_name(subject: str) -> str:
-    """The CN of an RFC 4514 subject as stored (the name people know the holder by)."""
-    found = _CN.search(subject)
-    if found is None:
-        return subject
-    return re.sub(r"\\(.)", r"\1", found.group(1))
-
-
-def shown_status(status: CertStatus | str, not_after: datetime, now: datetime) -> str:
-    value = status.value if isinstance(status, CertStatus) else str(status)
-    return "expired" if value == CertStatus.GOOD.value and not_after <= now else value
 
 
 def _units_in_view(principal: Principal, session: Session) -> list[tuple[str, str]]:
@@ -162,93 +119,21 @@ def _check(filters: Filters, _: Any) -> dict[str, str]:
     return errors
 
 
-def _query(
-    principal: Principal, session: Session, filters: Filters, now: datetime
-) -> Select[*tuple[Any, ...]]:
-    """The certificates in view matching the filters: the list's columns only (never the
-    DER), one statement whatever the page size."""
-    require(principal, Action.CERT_READ)
-    query = (
-        select(
-            Certificate.id,
-            Certificate.serial,
-            Certificate.subject,
-            Certificate.profile,
-            Certificate.status,
-            Certificate.not_before,
-            Certificate.not_after,
-            Certificate.revoked_at,
-            Certificate.reason,
-            Organization.name.label("unit_name"),
-            Organization.public_id.label("unit_id"),
-            Organization.sector,
-            Person.full_name.label("holder"),
-        )
-        .select_from(Certificate)
-        .outerjoin(Organization, Certificate.organization_id == Organization.id)
-        .outerjoin(Person, Certificate.person_id == Person.id)
-    )
-    if not principal.province_wide:  # a unit sees its own certificates and those below it
-        query = query.where(visible(principal, Organization.path))
-    if filters.unit:
-        root = organizations.get(principal, session, filters.unit)  # 404 / 403 outside the view
-        query = query.where(Organization.path.startswith(root.path, autoescape=True))
-    if filters.sector:
-        query = query.where(Organization.sector == Sector(filters.sector))
-    if filters.profile:
-        query = query.where(Certificate.profile == Profile(filters.profile))
-    if filters.status == "good":
-        query = query.where(Certificate.status == CertStatus.GOOD, Certificate.not_after > now)
-    elif filters.status == "expired":
-        query = query.where(Certificate.status == CertStatus.GOOD, Certificate.not_after <= now)
-    elif filters.status:
-        query = query.where(Certificate.status == CertStatus(filters.status))
-    if filters.expiring:
-        # kyso.lifecycle.expiry's rule: valid now, ending within the window, a subscriber's
-        # certificate (the home page's tile counts the same, among certificates tied to a unit).
-        query = query.where(
-            Certificate.status == CertStatus.GOOD,
-            Certificate.not_after > now,
-            Certificate.not_after <= now + timedelta(days=int(filters.expiring)),
-            Certificate.profile.in_((Profile.INDIVIDUAL, Profile.ORGANIZATION, Profile.DEVICE)),
-        )
-    text = filters.q.strip()
-    if text:
-        matches = [
-            Certificate.subject.icontains(text, autoescape=True),
-            Person.full_name.icontains(text, autoescape=True),
-        ]
-        serial = text.lower().replace(":", "").replace(" ", "").removeprefix("0x").lstrip("0")
-        if serial and len(serial) <= 40 and all(c in "0123456789abcdef" for c in serial):
-            matches.append(Certificate.serial.startswith(serial, autoescape=True))
-        query = query.where(or_(*matches))
-    return query
-
-
-def _rows(result: Any, now: datetime) -> list[Row]:
-    return [
-        Row(
-            serial=r.serial,
-            subject=r.subject,
-            holder=r.holder or common_name(r.subject),
-            profile=r.profile.value,
-            status=shown_status(r.status, r.not_after, now),
-            not_before=r.not_before,
-            not_after=r.not_after,
-            days_left=(r.not_after - now).days,
-            revoked_at=r.revoked_at,
-            reason=r.reason.value if r.reason else None,
-            unit_name=r.unit_name,
-            unit_id=r.unit_id,
-            sector=r.sector.value if r.sector is not None else None,
-        )
-        for r in result
-    ]
-
-
 def _filters(unit: str, sector: str, status: str, profile: str, expiring: str, q: str) -> Filters:
     return Filters(
         unit.strip(), sector.strip(), status.strip(), profile.strip(), expiring.strip(), q
+    )
+
+
+def _typed(filters: Filters) -> certificates.CertificateFilter:
+    """The form's text, once :func:`_check` passed it, as the service's typed filter."""
+    return certificates.CertificateFilter(
+        unit=filters.unit or None,
+        sector=Sector(filters.sector) if filters.sector else None,
+        status=filters.status or None,
+        profile=Profile(filters.profile) if filters.profile else None,
+        expiring=int(filters.expiring) if filters.expiring else None,
+        text=filters.q or None,
     )
 
 
@@ -270,21 +155,14 @@ def certificate_list(
     require(principal, Action.CERT_READ)
     filters = _filters(unit, sector, status, profile, expiring, q)
     errors = _check(filters, _)
-    now = clock.now()
     total, rows = 0, []
     with ctx.db.read() as session:
         units = _units_in_view(principal, session)
         if not errors:
-            query = _query(principal, session, filters, now)
-            total = session.execute(
-                select(func.count()).select_from(query.order_by(None).subquery())
-            ).scalar_one()
-            rows = _rows(
-                session.execute(
-                    query.order_by(Certificate.id.desc()).offset(offset).limit(PAGE_SIZE)
-                ),
-                now,
+            found = certificates.search(
+                principal, session, _typed(filters), offset=offset, limit=PAGE_SIZE
             )
+            total, rows = found.total, found.rows
     export_query = str(request.url.query)
     export_query = re.sub(r"(^|&)offset=[^&]*", "", export_query).lstrip("&")
     return render(
@@ -309,12 +187,10 @@ def certificate_list(
 def _export_rows(
     ctx: Context, principal: Principal, filters: Filters, _: Any
 ) -> tuple[list[str], list[list[Any]]]:
-    now = clock.now()
     with ctx.db.read() as session:
-        query = _query(principal, session, filters, now)
-        rows = _rows(
-            session.execute(query.order_by(Certificate.id.desc()).limit(EXPORT_LIMIT)), now
-        )
+        rows = certificates.search(
+            principal, session, _typed(filters), limit=EXPORT_LIMIT, count=False
+        ).rows
     header = [
         _("Serial number"),
         _("Certificate holder"),
@@ -465,8 +341,9 @@ def _download(request: Request, content: bytes, media_type: str, filename: str) 
 
 # -- one certificate ---------------------------------------------------------------------------
 def _find(ctx: Context, serial: str, principal: Principal, action: Action) -> Certificate:
-    """The certificate, if the viewer may do ``action`` on it: the REST API's own check."""
-    return api_certificates._find(ctx, serial, principal, action)
+    """The certificate, if the viewer may do ``action`` on it (the service's check)."""
+    with ctx.db.read() as session:
+        return certificates.get(principal, session, serial, action)
 
 
 def _uses(cert: x509.Certificate, _: Any) -> list[str]:
@@ -521,17 +398,6 @@ def _key_place(location: str, device: KeyDevice | None, _: Any) -> str:
     return _("Not recorded")
 
 
-def _actors(session: Session, actors: set[str]) -> dict[str, str]:
-    """'user:lan' → 'Nguyễn Thị Lan' for the people named in a history (one query)."""
-    names = {a.removeprefix("user:") for a in actors if a.startswith("user:")}
-    if not names:
-        return {}
-    rows = session.execute(
-        select(User.username, User.full_name).where(User.username.in_(names))
-    ).all()
-    return {f"user:{r.username}": r.full_name for r in rows}
-
-
 def _detail(
     request: Request,
     ctx: Context,
@@ -542,30 +408,12 @@ def _detail(
     status_code: int = 200,
 ) -> Response:
     _ = guard.environment_gettext(request)
-    row = _find(ctx, serial, viewer.principal, Action.CERT_READ)
+    with ctx.db.read() as session:
+        found = certificates.detail(viewer.principal, session, serial)
+    row, org, person, device = found.cert, found.organization, found.person, found.device
+    events, names, request_id = found.events, found.actor_names, found.request_id
     cert = x509.load_der_x509_certificate(row.der)
     now = clock.now()
-    with ctx.db.read() as session:
-        org = session.get(Organization, row.organization_id) if row.organization_id else None
-        person = session.get(Person, row.person_id) if row.person_id else None
-        device = session.get(KeyDevice, row.device_id) if row.device_id else None
-        events = list(
-            session.execute(
-                select(CertificateEvent)
-                .where(CertificateEvent.certificate_id == row.id)
-                .order_by(CertificateEvent.at.desc(), CertificateEvent.id.desc())
-            ).scalars()
-        )
-        names = _actors(session, {e.actor for e in events})
-        request_id = (
-            session.execute(
-                select(CertificateRequest.public_id)
-                .where(CertificateRequest.certificate_id == row.id)
-                .order_by(CertificateRequest.id)
-            )
-            .scalars()
-            .first()
-        )
     issuer_cn = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
     shown = shown_status(row.status, row.not_after, now)
     context = {
@@ -585,7 +433,7 @@ def _detail(
         "sha256": colons(hashlib.sha256(row.der).digest()),
         "sha1": colons(hashlib.sha1(row.der, usedforsecurity=False).digest()),
         "key_text": key_text(cert),
-        "ca_own": row.profile in CA_PROFILES,
+        "ca_own": found.ca_own,
         "emails": _emails(cert),
         "events": [
             {
@@ -684,22 +532,17 @@ def _change(
     form: dict[str, str] | None = None,
 ) -> Response:
     _ = guard.environment_gettext(request)
-    row = _find(ctx, serial, viewer.principal, Action.CERT_REVOKE)
-    actor = viewer.principal.actor
+    who = viewer.principal
+    row = _find(ctx, serial, who, Action.CERT_REVOKE)
     try:
-        if row.profile in CA_PROFILES:
-            raise InvalidTransition(
-                "the CA's own certificates are changed with the kyso command on the server",
-                vi="chứng thư của chính CA chỉ được thay đổi bằng lệnh kyso trên máy chủ",
-            )
         with ctx.db.session() as session:
             if action == "suspend":
-                status_service.suspend(session, ctx.authority, row.serial, actor, note)
+                certificates.suspend(who, session, ctx.authority, row.serial, note)
             elif action == "restore":
-                status_service.restore(session, ctx.authority, row.serial, actor, note)
+                certificates.restore(who, session, ctx.authority, row.serial, note)
             else:
                 assert reason is not None
-                status_service.revoke(session, ctx.authority, row.serial, reason, actor, note)
+                certificates.revoke(who, session, ctx.authority, row.serial, reason, note)
     except NotFound:
         raise
     except KysoError as exc:
