@@ -20,21 +20,50 @@ _MIME_SIGNED = re.compile(
 )
 
 
+#: The OID arc of CMS content types, 1.2.840.113549.1.7 (RFC 5652 §3), as DER contents.
+_CMS_ARC = bytes.fromhex("2a864886f70d0107")
+_PEM_CMS = (b"-----BEGIN PKCS7", b"-----BEGIN CMS", b"-----BEGIN PKCS #7 SIGNED DATA")
+
+
+def _is_content_info(head: bytes) -> bool:
+    """Whether ``head`` opens a DER/BER CMS ContentInfo: a SEQUENCE whose first element is
+    an OID under 1.2.840.113549.1.7 (RFC 5652 §3). Read from the header bytes, not searched
+    for: a CMS that carries a PDF has ``%PDF-`` in its first kilobyte too."""
+    if len(head) < 2 or head[0] != 0x30:
+        return False
+    first = head[1]
+    if first <= 0x80:  # short form, or 0x80: BER indefinite length
+        at = 2
+    else:
+        count = first & 0x7F
+        if count > 4:
+            return False
+        at = 2 + count
+    oid = head[at : at + 2 + len(_CMS_ARC) + 1]
+    return (
+        len(oid) == 2 + len(_CMS_ARC) + 1
+        and oid[0] == 0x06
+        and oid[1] == len(_CMS_ARC) + 1
+        and oid[2 : 2 + len(_CMS_ARC)] == _CMS_ARC
+    )
+
+
 def detect_kind(data: bytes) -> str:
-    """``pdf``, ``xml``, ``email`` or ``cms``; InvalidInput for anything else."""
+    """``pdf``, ``xml``, ``email`` or ``cms``; InvalidInput for anything else.
+
+    CMS is recognised first, by its structure: an attached CMS whose content is a PDF is a
+    signature over that PDF, not a PDF."""
     head = data[:4096]
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if _is_content_info(head) or stripped.startswith(_PEM_CMS):
+        return "cms"
     if b"%PDF-" in head[:1024]:
         return "pdf"
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"<"):
         return "xml"
     if _MIME_SIGNED.search(head):
         return "email"
-    if (
-        stripped.startswith(b"-----BEGIN PKCS7")
-        or stripped.startswith(b"-----BEGIN CMS")
-        or head[:1] == b"\x30"
-    ):
+    if head[:1] == b"\x30":  # DER that is not a ContentInfo: let the CMS reader say why
         return "cms"
     raise InvalidInput(
         "not a signed PDF, CMS/.p7s, XML or S/MIME e-mail",

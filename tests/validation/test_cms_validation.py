@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from fixtures.pdf import samples
 
 from kyso import clock
 from kyso.context import Context
@@ -36,6 +37,7 @@ from kyso.store.models import Profile, RevocationReason
 from kyso.validation.cms import validate_cms
 from kyso.validation.report import Indication, RevocationStatus, SubIndication
 from kyso.validation.trust import TrustContext, trust_context
+from kyso.validation.verify import detect_kind, verify
 
 DATA = "Quyết định số 42/QĐ-UBND ngày 14/3/2025 của UBND tỉnh Bắc Kạn.\n".encode()
 PEM = serialization.Encoding.PEM
@@ -527,3 +529,50 @@ def test_twenty_megabytes_validate_without_copies(tools: PemSigner, trust: Trust
         tracemalloc.stop()
     assert report.passed
     assert peak < 5 * 1024 * 1024, f"validation allocated {peak} bytes for 20 MiB of data"
+
+
+# -- what kind of file it is ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pdf_document() -> bytes:
+    return samples.official_document()
+
+
+def test_attached_cms_whose_content_is_a_pdf_is_read_as_cms(
+    tools: PemSigner, trust: TrustContext, pdf_document: bytes
+) -> None:
+    """A .p7m wrapping a PDF starts with DER, but its first kilobyte holds ``%PDF-``: it is
+    a CMS signature over the PDF, not a PDF (EU DSS reads it so)."""
+    attached = sign_cms(pdf_document, tools.identity, detached=False)
+    assert b"%PDF-" in attached[:1024]
+    assert detect_kind(attached) == "cms"
+    report = verify(attached, trust, name="quyet-dinh.pdf.p7m")
+    assert report.document_kind == "cms"
+    assert report.passed, report.to_dict()
+
+    pem = subprocess.run(
+        ["openssl", "cms", "-cmsout", "-inform", "DER", "-outform", "PEM"],
+        input=attached,
+        capture_output=True,
+        check=True,
+    )
+    assert detect_kind(pem.stdout) == "cms"
+
+
+def test_a_pdf_is_still_a_pdf(pdf_document: bytes) -> None:
+    assert detect_kind(pdf_document) == "pdf"
+    # leading bytes before the header (allowed by ISO 32000 readers), even DER-looking ones
+    assert detect_kind(b"\x30\x82\x01\x00junk\n" + pdf_document) == "pdf"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"\x30\x80\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02",  # BER, indefinite length
+        b"\x30\x83\x01\x00\x00\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02",
+    ],
+    ids=["indefinite", "long-form"],
+)
+def test_cms_is_recognised_by_its_content_info(head: bytes) -> None:
+    assert detect_kind(head + b"%PDF-1.7\n" + b"\x00" * 64) == "cms"
