@@ -18,7 +18,15 @@ from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
 from kyso.registry.access import SCOPE_ACTIONS, Principal
-from kyso.store.models import ApiClient, Organization, Role, User
+from kyso.store.models import (
+    ApiClient,
+    ApiClientKey,
+    Certificate,
+    CertStatus,
+    Organization,
+    Role,
+    User,
+)
 
 TOKEN_PREFIX = "kyso_"  # noqa: S105 (a prefix, not a secret)
 
@@ -53,10 +61,19 @@ def _hash(token: str) -> str:
 
 
 def create(
-    session: Session, name: str, scopes: list[str], actor: str, *, user_id: int | None = None
+    session: Session,
+    name: str,
+    scopes: list[str],
+    actor: str,
+    *,
+    user_id: int | None = None,
+    keys: list[str] | None = None,
+    keystore: str | None = None,
 ) -> str:
     """Make a client and return its token (shown once, never stored). With ``user_id`` the
-    token acts as that user, never beyond the user's role and unit."""
+    token acts as that user, never beyond the user's role and unit. A system token (no user)
+    with ``documents:sign`` signs only with ``keys`` (ids in ``keystore``), named here: each
+    must be a subscriber key kyso holds with a valid certificate, never one of the CA's."""
     known = sorted({x.value for x in Scope} | set(SCOPE_ACTIONS))
     unknown = [s for s in scopes if s not in known]
     if unknown or not scopes:
@@ -67,18 +84,63 @@ def create(
         raise InvalidInput("a client needs a name", vi="cần đặt tên cho ứng dụng")
     if session.execute(select(ApiClient.id).where(ApiClient.name == name)).first():
         raise Conflict(f"client '{name}' exists", vi=f"ứng dụng '{name}' đã có")
+    locations = _signing_keys(session, keys or [], keystore, user_id)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiClient(
-            name=name,
-            token_sha256=_hash(token),
-            scopes=" ".join(sorted(set(scopes))),
-            created_at=clock.now(),
-            user_id=user_id,
-        )
+    client = ApiClient(
+        name=name,
+        token_sha256=_hash(token),
+        scopes=" ".join(sorted(set(scopes))),
+        created_at=clock.now(),
+        user_id=user_id,
     )
-    record(session, Event(actor, "api_client.created", name, {"scopes": sorted(set(scopes))}))
+    session.add(client)
+    session.flush()
+    session.add_all(ApiClientKey(client_id=client.id, key_location=loc) for loc in locations)
+    record(
+        session,
+        Event(
+            actor,
+            "api_client.created",
+            name,
+            {"scopes": sorted(set(scopes)), "keys": locations, "user_id": user_id},
+        ),
+    )
     return token
+
+
+def _signing_keys(
+    session: Session, keys: list[str], keystore: str | None, user_id: int | None
+) -> list[str]:
+    """The key locations a system token is bound to, each checked now."""
+    from kyso.pki.status import CA_PROFILES
+    from kyso.signing.keyuse import is_ca_key
+
+    if not keys:
+        return []
+    if user_id is not None:
+        raise InvalidInput(
+            "a user's token signs with the user's keys; name keys only for a system client",
+            vi="mã của người dùng ký bằng khóa của người đó; chỉ gán khóa cho ứng dụng hệ thống",
+        )
+    if keystore is None:
+        raise InvalidInput("which key store holds the keys?", vi="khóa thuộc kho khóa nào?")
+    locations = []
+    for key_id in sorted(set(keys)):
+        location = f"{keystore}:{key_id}"
+        usable = session.execute(
+            select(Certificate.id).where(
+                Certificate.key_location == location,
+                Certificate.status == CertStatus.GOOD,
+                Certificate.profile.not_in(CA_PROFILES),
+            )
+        ).first()
+        if usable is None or is_ca_key(session, keystore, key_id):
+            raise InvalidInput(
+                f"key {key_id}: no valid subscriber certificate kyso holds the key of",
+                vi=f"khóa {key_id}: không có chứng thư thuê bao còn hiệu lực mà kyso giữ khóa",
+            )
+        locations.append(location)
+    return locations
 
 
 def authenticate(session: Session, authorization: str | None) -> Caller:
@@ -97,6 +159,7 @@ def authenticate(session: Session, authorization: str | None) -> Caller:
 
 _PRINCIPAL = (
     select(
+        ApiClient.id,
         ApiClient.name,
         ApiClient.scopes,
         ApiClient.revoked_at,
@@ -125,7 +188,9 @@ def authenticate_principal(db: Session | Connection, authorization: str | None) 
         raise Unauthenticated()
     scopes = frozenset(row.scopes.split())
     if row.user_id is None:
-        return Principal(actor=f"api:{row.name}", role=Role.PROVINCE_ADMIN, scopes=scopes)
+        return Principal(
+            actor=f"api:{row.name}", role=Role.PROVINCE_ADMIN, scopes=scopes, client_id=row.id
+        )
     if row.role is None or not row.active:
         raise Unauthenticated()
     return Principal(
@@ -135,4 +200,5 @@ def authenticate_principal(db: Session | Connection, authorization: str | None) 
         organization_id=row.organization_id,
         org_path=row.path,
         scopes=scopes,
+        client_id=row.id,
     )

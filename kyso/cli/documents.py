@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -44,23 +45,49 @@ def _read(path: Path) -> bytes:
         raise InvalidInput(f"cannot read {path}", vi=f"không đọc được {path}") from exc
 
 
-def signer(ctx: Context, p12: Path | None, password: str | None, key: str | None) -> SignerIdentity:
+def _sign(
+    ctx: Context,
+    file: Path,
+    p12: Path | None,
+    password: str | None,
+    key: str | None,
+    make: Callable[[bytes, SignerIdentity], bytes],
+    *,
+    kind: str,
+    number: str | None = None,
+    level: Level | None = None,
+) -> bytes:
+    """Sign ``file`` with a PKCS#12 file or a key kyso holds (never one of the CA's: the
+    signing service refuses those), and write the audit entry either way."""
+    from kyso.cli.main import actor
+    from kyso.registry.access import cli_principal
     from kyso.signing import identity
+    from kyso.signing.service import audit_signature, sign_with_key
 
     if (p12 is None) == (key is None):
         raise InvalidInput(
             "give --p12 FILE --password P, or --key KEY-ID",
             vi="chọn --p12 TỆP --password MẬT-KHẨU, hoặc --key MÃ-KHÓA",
         )
-    if p12 is not None:
-        if password is None:
-            raise InvalidInput("--p12 needs --password", vi="--p12 cần --password")
-        found = identity.from_pkcs12(_read(p12), password)
-        if not found.chain:
-            found.chain = [i.certificate for i in ctx.authority.chain()]
-        return found
-    assert key is not None
-    return identity.from_keystore(ctx, key)
+    content = _read(file)
+    who = cli_principal(actor())
+    if key is not None:
+        return sign_with_key(
+            ctx, who, key, content, make, kind=kind, entry="cli", name=file.name,
+            number=number, level=level,
+        )  # fmt: skip
+    assert p12 is not None
+    if password is None:
+        raise InvalidInput("--p12 needs --password", vi="--p12 cần --password")
+    found = identity.from_pkcs12(_read(p12), password)
+    if not found.chain:
+        found.chain = [i.certificate for i in ctx.authority.chain()]
+    signed = make(content, found)
+    audit_signature(
+        ctx, who, key="pkcs12", serial=f"{found.certificate.serial_number:x}", kind=kind,
+        entry="cli", content=content, signed=signed, name=file.name, number=number, level=level,
+    )  # fmt: skip
+    return signed
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -131,7 +158,6 @@ def sign_pdf(
     from kyso.signing.stamps import StampKind
 
     ctx = context()
-    who = signer(ctx, p12, password, key)
     look = appearance(
         StampOptions(
             kind=StampKind(kind) if kind else None,
@@ -153,10 +179,10 @@ def sign_pdf(
         )
     )
     stamper, trust = level_support(ctx, level, trust_from=Level.B_T)
-    _write(
-        output,
-        sign(
-            _read(file),
+
+    def make(content: bytes, who: SignerIdentity) -> bytes:
+        return sign(
+            content,
             who,
             level=level,
             appearance=look,
@@ -164,7 +190,10 @@ def sign_pdf(
             trust=trust,
             reason=reason,
             location=location,
-        ),
+        )
+
+    _write(
+        output, _sign(ctx, file, p12, password, key, make, kind="pdf", number=number, level=level)
     )
 
 
@@ -183,9 +212,12 @@ def sign_cms(
     from kyso.signing.service import level_support
 
     ctx = context()
-    who = signer(ctx, p12, password, key)
     stamper, trust = level_support(ctx, level)
-    _write(output, sign(_read(file), who, level=level, timestamper=stamper, trust=trust))
+
+    def make(content: bytes, who: SignerIdentity) -> bytes:
+        return sign(content, who, level=level, timestamper=stamper, trust=trust)
+
+    _write(output, _sign(ctx, file, p12, password, key, make, kind="cms", level=level))
 
 
 @sign_app.command("xml")
@@ -206,12 +238,14 @@ def sign_xml(
     from kyso.signing.xades import sign_xml as sign
 
     ctx = context()
-    who = signer(ctx, p12, password, key)
     stamper, trust = level_support(ctx, level)
-    _write(
-        output,
-        sign(_read(file), who, level=level, timestamper=stamper, parent_xpath=parent, trust=trust),
-    )
+
+    def make(content: bytes, who: SignerIdentity) -> bytes:
+        return sign(
+            content, who, level=level, timestamper=stamper, parent_xpath=parent, trust=trust
+        )
+
+    _write(output, _sign(ctx, file, p12, password, key, make, kind="xml", level=level))
 
 
 @sign_app.command("email")
@@ -223,7 +257,7 @@ def sign_email(
     from kyso.signing.smime import sign_email as sign
 
     ctx = context()
-    _write(output, sign(_read(file), signer(ctx, p12, password, key)))
+    _write(output, _sign(ctx, file, p12, password, key, sign, kind="email"))
 
 
 def verify_command(

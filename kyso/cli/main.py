@@ -664,13 +664,20 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 def client_create(
     name: str,
     scope: Annotated[list[str], typer.Option(help="certificates:read, certificates:issue, …")],
+    key: Annotated[
+        list[str] | None,
+        typer.Option(help="A key this system may sign documents with (documents:sign)."),
+    ] = None,
 ) -> None:
-    """Create an API client and print its token once."""
+    """Create an API client and print its token once. A system client with documents:sign
+    signs only with the keys named here."""
     from kyso.api import clients
 
     ctx = context()
     with ctx.db.session() as session:
-        token = clients.create(session, name, scope, actor())
+        token = clients.create(
+            session, name, scope, actor(), keys=key or [], keystore=ctx.keystore.name
+        )
     sys.stdout.write(token + "\n")
 
 

@@ -100,6 +100,7 @@ class Principal:
     organization_id: int | None = None
     org_path: str | None = None  # the unit's materialized path; None = province-wide
     scopes: frozenset[str] | None = None  # None = not narrowed (a session, the CLI)
+    client_id: int | None = None  # the API client whose token this is (None: no token)
 
     @property
     def province_wide(self) -> bool:

@@ -123,16 +123,23 @@ def require_chain(identity: SignerIdentity) -> SignerIdentity:
 
 def from_keystore(ctx: Context, key_id: str) -> SignerIdentity:
     """A signer for a key kyso holds (``kyso cert issue --server-key``): the newest valid
-    certificate whose key_location names this key, with the CA chain."""
+    subscriber certificate whose key_location names this key, with the CA chain. The CA's
+    own certificates are never a document signer's (:mod:`kyso.signing.keyuse` says who may
+    use which key; this is the floor under it)."""
     from sqlalchemy import select
 
+    from kyso.pki.status import CA_PROFILES
     from kyso.store.models import Certificate, CertStatus
 
     location = f"{ctx.keystore.name}:{key_id}"
     with ctx.db.read() as session:
         row = session.execute(
             select(Certificate)
-            .where(Certificate.key_location == location, Certificate.status == CertStatus.GOOD)
+            .where(
+                Certificate.key_location == location,
+                Certificate.status == CertStatus.GOOD,
+                Certificate.profile.not_in(CA_PROFILES),
+            )
             .order_by(Certificate.id.desc())
             .limit(1)
         ).scalar_one_or_none()

@@ -2,7 +2,9 @@
 
 ``POST /verify`` is public (no login): anyone who received a signed document uploads it and
 reads the report. ``/api/v1/sign/*`` signs with keys kyso holds, for systems holding a
-``documents:sign`` token (the document management system, the one-stop shop, e-mail).
+``documents:sign`` token (the document management system, the one-stop shop, e-mail): a
+user's token with that user's own key or their unit's seal, a system token with the keys it
+was given (:mod:`kyso.signing.keyuse`); every signature is an audit entry.
 """
 
 from __future__ import annotations
@@ -80,26 +82,6 @@ async def verify(
     return await run_in_threadpool(work)
 
 
-def _may_use_key(ctx: Context, who: Principal, key_id: str) -> None:
-    """A unit's user signs only with keys of certificates issued to its unit (or below)."""
-    if who.province_wide:
-        return
-    from sqlalchemy import select
-
-    from kyso.errors import Forbidden
-    from kyso.store.models import Certificate, Organization
-
-    with ctx.db.read() as session:
-        path = session.execute(
-            select(Organization.path)
-            .join(Certificate, Certificate.organization_id == Organization.id)
-            .where(Certificate.key_location == f"{ctx.keystore.name}:{key_id}")
-            .limit(1)
-        ).scalar_one_or_none()
-    if path is None or not who.covers(path):
-        raise Forbidden("this key belongs to another unit", vi="khóa này thuộc đơn vị khác")
-
-
 def _signed(data: bytes, media_type: str, filename: str) -> Response:
     return Response(
         data,
@@ -116,15 +98,32 @@ async def _sign_upload(
     sign: Callable[[bytes, SignerIdentity], bytes],
     media_type: str,
     filename: str,
+    *,
+    kind: str,
+    level: Level | None = None,
+    number: str | None = None,
 ) -> Response:
-    """The steps every signing endpoint shares: the right to sign with this key, the upload
-    within its limit, the signature made off the event loop, the file sent back."""
-    from kyso.signing.identity import from_keystore
+    """The steps every signing endpoint shares: the upload within its limit, then, off the
+    event loop, the signing service (the right to use this key, the signature, the audit
+    entry), and the file sent back."""
+    from kyso.signing.service import sign_with_key
 
     require(who, Action.DOCUMENT_SIGN)
-    _may_use_key(ctx, who, key_id)
     content = await read_upload(file, ctx.settings.max_upload_bytes)
-    signed = await run_in_threadpool(lambda: sign(content, from_keystore(ctx, key_id)))
+    signed = await run_in_threadpool(
+        lambda: sign_with_key(
+            ctx,
+            who,
+            key_id,
+            content,
+            sign,
+            kind=kind,
+            entry="api",
+            name=file.filename,
+            number=number,
+            level=level,
+        )
+    )
     return _signed(signed, media_type, filename)
 
 
@@ -186,7 +185,16 @@ async def sign_pdf(
         )
 
     return await _sign_upload(
-        ctx, who, file, key_id, sign, "application/pdf", file.filename or "signed.pdf"
+        ctx,
+        who,
+        file,
+        key_id,
+        sign,
+        "application/pdf",
+        file.filename or "signed.pdf",
+        kind="pdf",
+        level=level,
+        number=number,
     )
 
 
@@ -212,6 +220,8 @@ async def sign_cms(
         sign,
         "application/pkcs7-signature",
         f"{file.filename or 'document'}.p7s",
+        kind="cms",
+        level=level,
     )
 
 
@@ -238,7 +248,15 @@ async def sign_xml(
         )
 
     return await _sign_upload(
-        ctx, who, file, key_id, sign, "application/xml", file.filename or "signed.xml"
+        ctx,
+        who,
+        file,
+        key_id,
+        sign,
+        "application/xml",
+        file.filename or "signed.xml",
+        kind="xml",
+        level=level,
     )
 
 
@@ -252,5 +270,12 @@ async def sign_email(
     from kyso.signing.smime import sign_email as smime
 
     return await _sign_upload(
-        ctx, who, file, key_id, smime, "message/rfc822", file.filename or "signed.eml"
+        ctx,
+        who,
+        file,
+        key_id,
+        smime,
+        "message/rfc822",
+        file.filename or "signed.eml",
+        kind="email",
     )

@@ -178,9 +178,17 @@ def http(sqlite_instance: Instance):  # type: ignore[no-untyped-def]
         yield client
 
 
-def _token(instance: Instance, scopes: list[str]) -> dict[str, str]:
+def _token(instance: Instance, scopes: list[str], keys: list[str] | None = None) -> dict[str, str]:
+    """A system's token; one that signs is given the keys it may use (and no other)."""
     with instance.ctx.db.session() as session:
-        token = clients.create(session, f"docs-{os.urandom(4).hex()}", scopes, "test")
+        token = clients.create(
+            session,
+            f"docs-{os.urandom(4).hex()}",
+            scopes,
+            "test",
+            keys=keys,
+            keystore=instance.ctx.keystore.name,
+        )
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -188,7 +196,7 @@ def test_http_signs_with_a_stamp_and_the_public_page_verifies(
     sqlite_instance: Instance, org_key: tuple[str, str], http: TestClient
 ) -> None:
     key_id, _ = org_key
-    headers = _token(sqlite_instance, ["documents:sign"])
+    headers = _token(sqlite_instance, ["documents:sign"], [org_key[0]])
     response = http.post(
         "/api/v1/sign/pdf",
         headers=headers,
@@ -222,7 +230,7 @@ def test_http_signs_an_incoming_document_with_the_received_mark(
     sqlite_instance: Instance, org_key: tuple[str, str], http: TestClient
 ) -> None:
     key_id, _ = org_key
-    headers = _token(sqlite_instance, ["documents:sign"])
+    headers = _token(sqlite_instance, ["documents:sign"], [org_key[0]])
     pdf = ("den.pdf", samples.official_document(), "application/pdf")
     base = {"key_id": key_id, "kind": "incoming", "received_number": "1234"}
     missing = http.post("/api/v1/sign/pdf", headers=headers, data=base, files={"file": pdf})
@@ -272,7 +280,7 @@ def test_http_sign_needs_the_scope_and_refuses_bad_input(
         http.post("/api/v1/sign/pdf", data={"key_id": key_id}, files={"file": pdf}).status_code
         == 401
     )
-    headers = _token(sqlite_instance, ["documents:sign"])
+    headers = _token(sqlite_instance, ["documents:sign"], [org_key[0]])
     garbage = http.post(
         "/api/v1/sign/pdf",
         headers=headers,
@@ -286,7 +294,8 @@ def test_http_sign_needs_the_scope_and_refuses_bad_input(
         data={"key_id": "sw-0000000000000000"},
         files={"file": pdf},
     )
-    assert unknown_key.status_code == 404
+    assert unknown_key.status_code == 403  # the same answer as for a key not given to it
+    assert unknown_key.json()["code"] == "key_not_allowed"
     bad_box = http.post(
         "/api/v1/sign/pdf",
         headers=headers,
@@ -312,7 +321,7 @@ def test_verification_page_says_why_after_revocation(
             actor="test",
         )
     key_id = issued.row.key_location.split(":", 1)[1]
-    headers = _token(sqlite_instance, ["documents:sign"])
+    headers = _token(sqlite_instance, ["documents:sign"], [key_id])
     signed = http.post(
         "/api/v1/sign/pdf",
         headers=headers,
@@ -366,7 +375,7 @@ def test_http_signs_cms_xml_and_email_and_they_verify(
     key_id, _ = org_key
     signed = http.post(
         f"/api/v1/sign/{endpoint}",
-        headers=_token(sqlite_instance, ["documents:sign"]),
+        headers=_token(sqlite_instance, ["documents:sign"], [org_key[0]]),
         data={"key_id": key_id, **extra},
         files={"file": upload},
     )

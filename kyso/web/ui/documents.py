@@ -30,19 +30,18 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import and_, false, or_, select, true
 from starlette.concurrency import run_in_threadpool
 
 from kyso import clock
 from kyso.context import Context
-from kyso.errors import Forbidden, InvalidInput, KysoError, NotFound, TooLarge
+from kyso.errors import InvalidInput, KysoError, NotFound, TooLarge
 from kyso.registry.access import Action
 from kyso.registry.sessions import Viewer
-from kyso.signing import queue
+from kyso.signing import keyuse, queue
+from kyso.signing.keyuse import UsableKey
 from kyso.signing.levels import Level
 from kyso.signing.placement import Placement, Where
 from kyso.signing.stamps import Appearance, CopyKind, StampKind
-from kyso.store.models import Certificate, CertStatus, Organization, Profile
 from kyso.validation.report import (
     Indication,
     RevocationStatus,
@@ -295,83 +294,21 @@ def store_upload(ctx: Context, viewer: Viewer, name: str, data: bytes) -> SignUp
 
 
 # -- keys the viewer may sign with -----------------------------------------------------------------
-@dataclass(frozen=True)
-class UsableKey:
-    key_id: str
-    holder: str
-    unit: str | None
-    serial: str
-    not_after: datetime
-    personal: bool
-
-
-def _common_name(subject: str) -> str:
-    for part in subject.split(","):
-        key, _, value = part.partition("=")
-        if key.strip().upper() == "CN" and value:
-            return value.strip()
-    return subject
-
-
 def usable_keys(
     ctx: Context, viewer: Viewer, limit: int = 200, only: str | None = None
 ) -> list[UsableKey]:
-    """Keys kyso holds whose valid certificate was issued to the viewer's own person record,
-    or, as the seal of an organization, to the viewer's own unit. A seal belongs to its own
-    agency: a district's officer does not apply a commune's seal, nor the province any unit's
-    (the REST API, used by a unit's own systems, still allows the unit's subtree)."""
-    prefix = f"{ctx.keystore.name}:"
-    person_id = viewer.user.person_id
-    unit_id = viewer.user.organization_id
-    mine = Certificate.person_id == person_id if person_id is not None else false()
-    unit = (
-        and_(
-            Certificate.person_id.is_(None),
-            Certificate.profile == Profile.ORGANIZATION,
-            Certificate.organization_id == unit_id,
-        )
-        if unit_id is not None
-        else false()
-    )
+    """The keys the signing service lets the viewer use (their own, their unit's seal)."""
     with ctx.db.read() as session:
-        rows = session.execute(
-            select(Certificate, Organization.name)
-            .outerjoin(Organization, Organization.id == Certificate.organization_id)
-            .where(
-                Certificate.key_location.startswith(prefix, autoescape=True),
-                Certificate.status == CertStatus.GOOD,
-                Certificate.not_after > clock.now(),
-                or_(mine, unit),
-                Certificate.key_location == prefix + only if only is not None else true(),
-            )
-            .order_by(Certificate.id.desc())
-            .limit(limit)
-        ).all()
-    keys: dict[str, UsableKey] = {}
-    for cert, unit_name in rows:
-        key_id = cert.key_location[len(prefix) :]
-        keys.setdefault(
-            key_id,
-            UsableKey(
-                key_id,
-                _common_name(cert.subject),
-                unit_name,
-                cert.serial,
-                cert.not_after,
-                person_id is not None and cert.person_id == person_id,
-            ),
+        return keyuse.usable_keys(
+            viewer.principal, session, ctx.keystore.name, limit=limit, only=only
         )
-    return sorted(keys.values(), key=lambda k: (not k.personal, k.holder.casefold()))
 
 
 def _check_key(ctx: Context, viewer: Viewer, key_id: str) -> None:
-    """The same check as the REST API (``_may_use_key``), and the key must be one listed to
-    the viewer: a unit's seal or the viewer's own key, never a colleague's personal key."""
-    api_documents._may_use_key(ctx, viewer.principal, key_id)
-    if not usable_keys(ctx, viewer, limit=1, only=key_id):
-        raise Forbidden(
-            "this key is not one you may sign with", vi="bạn không được ký bằng khóa này"
-        )
+    """The signing service's own check, before the form is read further (a 403 for a key that
+    is not the viewer's, whatever else the form says)."""
+    with ctx.db.read() as session:
+        keyuse.authorize(viewer.principal, session, ctx.keystore.name, key_id)
 
 
 # -- signing -------------------------------------------------------------------------------------
@@ -515,25 +452,37 @@ def build_appearance(
 
 
 def _sign_pdf(
-    ctx: Context, upload: SignUpload, key_id: str, level: Level, look: Appearance
+    ctx: Context,
+    viewer: Viewer,
+    upload: SignUpload,
+    key_id: str,
+    level: Level,
+    look: Appearance,
+    number: str | None,
 ) -> None:
-    """Sign exactly as ``POST /api/v1/sign/pdf`` does, keep the result, drop the original."""
-    from kyso.signing.identity import from_keystore
+    """Sign through the same service as ``POST /api/v1/sign/pdf`` (the key's check, the
+    audit entry), keep the result, drop the original."""
     from kyso.signing.pades import sign_pdf
-    from kyso.signing.service import level_support
+    from kyso.signing.service import level_support, sign_with_key
 
     try:
         content = upload.original.read_bytes()
     except FileNotFoundError:
         return  # a second click: the first one signed it, and the result page shows that
     stamper, trust = level_support(ctx, level, trust_from=Level.B_T)
-    signed = sign_pdf(
+    signed = sign_with_key(
+        ctx,
+        viewer.principal,
+        key_id,
         content,
-        from_keystore(ctx, key_id),
+        lambda data, signer: sign_pdf(
+            data, signer, level=level, appearance=look, timestamper=stamper, trust=trust
+        ),
+        kind="pdf",
+        entry="queue" if upload.meta.get("task") else "page",
+        name=upload.name,
+        number=number,
         level=level,
-        appearance=look,
-        timestamper=stamper,
-        trust=trust,
     )
     upload.signed.write_bytes(signed)
     upload.original.unlink(missing_ok=True)
@@ -726,7 +675,16 @@ async def sign_document(
     if not errors:
         assert look is not None and chosen_level is not None
         try:
-            await run_in_threadpool(_sign_pdf, ctx, upload, form.key_id, chosen_level, look)
+            await run_in_threadpool(
+                _sign_pdf,
+                ctx,
+                viewer,
+                upload,
+                form.key_id,
+                chosen_level,
+                look,
+                form.number.strip() or None,
+            )
         except KysoError as exc:
             field = "anchor" if form.place == "anchor" and exc.code == "not_found" else "form"
             if exc.code == "invalid_input" and form.place == "click":
