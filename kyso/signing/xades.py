@@ -4,11 +4,12 @@ signxml builds the XML-DSig core and the XAdES signed properties (SigningTime,
 SigningCertificateV2, DataObjectFormat); kyso adds the unsigned properties itself:
 
 * **B-B** — one ``ds:Reference URI=""`` over the whole document with the enveloped-signature
-  transform, SHA-256 digests, inclusive Canonical XML 1.0. Not signxml's default c14n 1.1,
-  which .NET's SignedXml (used by many Vietnamese edXML systems) does not know; not
-  exclusive c14n either: signxml writes the SignedProperties and KeyInfo references without
-  a Transforms element, so verifiers (xmlsec1, .NET, DSS) canonicalize those with the
-  XML-DSig default, inclusive c14n 1.0, and any other choice would not verify.
+  transform (also when the root carries an Id: see ``_Signer._unpack``), SHA-256 digests,
+  inclusive Canonical XML 1.0. Not signxml's default c14n 1.1, which .NET's SignedXml (used
+  by many Vietnamese edXML systems) does not know; not exclusive c14n either: signxml writes
+  the SignedProperties and KeyInfo references without a Transforms element, so verifiers
+  (xmlsec1, .NET, DSS) canonicalize those with the XML-DSig default, inclusive c14n 1.0,
+  and any other choice would not verify.
 * **B-T** — ``xades:SignatureTimeStamp``: an RFC 3161 token over the canonicalized
   ``ds:SignatureValue`` element (EN 319 132-1 §5.3), from kyso's TSA or any TSA.
 * **B-LT** — ``xades:CertificateValues`` (certificates not already in ``ds:KeyInfo``: the
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding, PKCS1v15
 from lxml import etree
 from pyhanko.sign.timestamps import TimeStamper
+from signxml import SignatureReference
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.exceptions import SignXMLException
 from signxml.xades import XAdESDataObjectFormat, XAdESSigner
@@ -131,6 +133,17 @@ class _Signer(SafeC14n, XAdESSigner):
         # signxml re-parses its input copy; with kyso's parser (large text nodes allowed,
         # entities and network off) rather than its own default.
         self._parser = xmlsafe.parser()
+
+    def _unpack(self, data: Any, references: Any) -> Any:
+        """The document reference is always ``URI=""``: the whole document, less this
+        signature (the enveloped-signature transform signxml writes for every enveloped
+        reference). signxml would write ``#<root Id>`` when the root carries an Id, and a
+        reference by id survives the signed element being moved below a forged root
+        (signature wrapping); ``URI=""`` cannot be satisfied by anything but the document
+        the verifier was given. The digest input is the same either way: the root without
+        the signature."""
+        sig_root, doc_root, c14n_inputs, _ = super()._unpack(data, references)
+        return sig_root, doc_root, c14n_inputs, [SignatureReference(URI="")]
 
 
 _RSA_METHODS = {

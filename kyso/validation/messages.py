@@ -16,6 +16,7 @@ from kyso.validation.report import (
     CertificateInfo,
     Indication,
     RevocationStatus,
+    ScopeKind,
     SignatureReport,
     SubIndication,
     ValidationReport,
@@ -155,6 +156,18 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
             "the signature value does not verify with the signer's certificate",
         )
     if sub is SubIndication.FORMAT_FAILURE:
+        if any(s.kind is ScopeKind.PARTIAL for s in sig.scope):
+            if sig.format.startswith(("XAdES", "XML-DSig")):
+                return (
+                    "chữ ký không bao phủ các phần bắt buộc phải ký của tài liệu (với thông "
+                    "điệp edXML: cả phần đầu và phần thân, theo QCVN 102:2016)",
+                    "the signature does not cover the parts of the document that must be "
+                    "signed (for an edXML message, both the header and the body, QCVN 102:2016)",
+                )
+            return (
+                "chữ ký không bao phủ các phần bắt buộc phải ký của tài liệu",
+                "the signature does not cover the parts of the document that must be signed",
+            )
         return (
             "chữ ký không đúng định dạng hoặc không bao phủ đúng phần tài liệu đã ký",
             "the signature is malformed or does not cover the document as it should",
@@ -241,6 +254,17 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
                 f"tài liệu đã bị thay đổi sau khi ký{vi_c}",
                 f"the document was changed after it was signed{en_c}",
             )
+        if _uncovered(sig) and sig.format.startswith(("XAdES", "XML-DSig")):
+            # XML: the only signature-level constraint kyso checks is that the references
+            # cover the document (kyso.validation.xml).
+            return (
+                "chữ ký không bao phủ toàn bộ tài liệu: phần nằm ngoài chữ ký có thể đã được "
+                "thêm vào hoặc sửa đổi mà chữ ký không phát hiện được (có thể là tấn công bọc "
+                "chữ ký)",
+                "the signature does not cover the whole document: what lies outside it could "
+                "have been added or changed without the signature showing it (possibly a "
+                "signature-wrapping attack)",
+            )
         return (
             "chữ ký không đáp ứng các ràng buộc kiểm tra (ví dụ mục đích sử dụng khóa)",
             "the signature does not meet the validation constraints (e.g. key usage)",
@@ -265,18 +289,39 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
     return ("không kiểm tra được đầy đủ", "it could not be fully checked")
 
 
+def _uncovered(sig: SignatureReport) -> bool:
+    """The signature covers part of what was received, or nothing of it."""
+    return any(s.kind in (ScopeKind.PARTIAL, ScopeKind.NOTHING) for s in sig.scope)
+
+
+def _scope(sig: SignatureReport) -> tuple[str, str]:
+    """The sentence naming what the signature covers, when that is not the whole document
+    or the signed data was not found."""
+    missing = sig.sub_indication is SubIndication.SIGNED_DATA_NOT_FOUND
+    if not _uncovered(sig) and not (missing and sig.scope):
+        return "", ""
+    return (
+        " Phạm vi chữ ký: " + "; ".join(s.description_vi for s in sig.scope) + ".",
+        " What the signature covers: " + "; ".join(s.description_en for s in sig.scope) + ".",
+    )
+
+
 def explain(sig: SignatureReport) -> tuple[str, str]:
     """(Vietnamese, English) sentence for one signature, from its indication, sub-indication
-    and details (signer, times, revocation, modifications)."""
+    and details (signer, times, revocation, modifications, scope)."""
     head_vi, head_en = _outcome(sig)
     if sig.indication is Indication.TOTAL_PASSED:
         body_vi, body_en = _passed(sig)
         return head_vi + body_vi, head_en + body_en
     body_vi, body_en = _detail(sig)
+    scope_vi, scope_en = _scope(sig)
     who = _who(sig.signer)
     by_vi = f" (người ký: {who})" if who else ""
     by_en = f" (signer: {who})" if who else ""
-    return f"{head_vi}{by_vi}: {body_vi}.", f"{head_en}{by_en}: {body_en}."
+    return (
+        f"{head_vi}{by_vi}: {body_vi}.{scope_vi}",
+        f"{head_en}{by_en}: {body_en}.{scope_en}",
+    )
 
 
 def summarize(report: ValidationReport) -> tuple[str, str]:

@@ -12,9 +12,33 @@ INDETERMINATE/CRYPTO_CONSTRAINTS_FAILURE, never TOTAL-PASSED: Circular 15/2025/T
 for SHA-256 or stronger, and SHA-1 collisions are practical. kyso itself signs only with
 SHA-256 and up.
 
-An edXML message (QCVN 102:2016) must be signed whole: a signature whose references do not
-cover the document (``URI=""`` or the root's Id) is TOTAL-FAILED/FORMAT_FAILURE, as the rest
-of the message could be changed without breaking it.
+What a signature covers (``SignatureReport.scope``, after EU DSS's signature scopes) is
+decided while signxml verifies, by kyso's own reference resolver (:class:`_Verifier`), and
+only same-document references are resolved:
+
+* ``URI=""`` is the whole document (with the enveloped-signature transform, less the
+  signature itself);
+* ``URI="#x"`` is the one element carrying ``x`` in an ID attribute. Attributes whose local
+  name is ``id`` in any case and any namespace count as IDs (``Id``, ``ID``, ``id``,
+  ``xml:id``, ``wsu:Id``): signxml would look them up one name after the other, so a new
+  root with ``id="x"`` around a signed original with ``Id="x"`` resolved to the original
+  while the reader saw the forged root (signature wrapping). Two elements claiming the same
+  id are refused (XML 1.0 §3.3.1, "Validity constraint: ID": a value appears once):
+  TOTAL-FAILED/FORMAT_FAILURE;
+* an id no element carries, an external URI (kyso reads no file and no network address a
+  document names), XPointer, and references whose transforms are XPath, XPath Filter 2.0,
+  XSLT or anything but canonicalization, base64 and enveloped-signature (programs written by
+  the signer that would decide what is signed) give INDETERMINATE/SIGNED_DATA_NOT_FOUND, as
+  EN 319 102-1 §5.2.7 says when the signed data cannot be obtained.
+
+The element each reference resolved to is taken by its position in the tree signxml
+digested, and compared by identity with the document's root (and with the XAdES
+SignedProperties kyso reads). A signature whose references do not cover the root is never
+TOTAL-PASSED for the document: INDETERMINATE/SIG_CONSTRAINTS_FAILURE, the scope naming each
+element it does cover, as what lies outside could have been added or changed. An edXML
+message must have its header and body signed (QCVN 102:2016): a signature that leaves
+either out is TOTAL-FAILED/FORMAT_FAILURE; one over header and body but not the whole
+message (the attachments could be swapped) is INDETERMINATE like any other partial scope.
 """
 
 from __future__ import annotations
@@ -22,8 +46,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -41,6 +66,7 @@ from signxml.exceptions import (
 
 from kyso import clock, xmlsafe
 from kyso.signing.xades import DS_NS, EDXML_NS, XADES_NS, SafeC14n
+from kyso.validation import messages
 from kyso.validation.cms import (
     Findings,
     TimestampCheck,
@@ -49,7 +75,14 @@ from kyso.validation.cms import (
     summarize,
     weak_hash,
 )
-from kyso.validation.report import SignatureReport, ValidationReport
+from kyso.validation.report import (
+    Indication,
+    ScopeKind,
+    SignatureReport,
+    SignatureScope,
+    SubIndication,
+    ValidationReport,
+)
 from kyso.validation.trust import TrustContext
 
 __all__ = ["validate_xml"]
@@ -85,19 +118,146 @@ def _xades(tag: str) -> str:
     return f"{{{XADES_NS}}}{tag}"
 
 
+# XML-DSig 1.1 §6.6: the transforms kyso runs. Any other (XPath, XPath Filter 2.0, XSLT,
+# decryption) is a program the signer wrote that decides what is signed.
+_ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+_TRANSFORMS = frozenset(
+    {_ENVELOPED, "http://www.w3.org/2000/09/xmldsig#base64"}
+    | {m.value for m in CanonicalizationMethod}
+)
+_TRANSFORM_NAMES = {
+    "http://www.w3.org/TR/1999/REC-xpath-19991116": "XPath",
+    "http://www.w3.org/2002/06/xmldsig-filter2": "XPath Filter 2.0",
+    "http://www.w3.org/TR/1999/REC-xslt-19991116": "XSLT",
+}
+
+
+class _Unresolved(SignXMLException):
+    """A reference kyso does not resolve, with the scope entry saying why. ``malformed``: the
+    document itself is at fault (duplicate ids), not merely data kyso cannot obtain."""
+
+    def __init__(self, scope: SignatureScope, *, malformed: bool = False) -> None:
+        super().__init__(scope.description_en)
+        self.scope = scope
+        self.malformed = malformed
+
+
+def _is_id(attribute: str) -> bool:
+    return etree.QName(attribute).localname.lower() == "id"
+
+
+def _resolve(doc_root: etree._Element, reference: etree._Element) -> etree._Element:
+    """The element a ds:Reference designates in ``doc_root``, by the rules in the module
+    docstring; ``_Unresolved`` otherwise."""
+    for transform in reference.iterfind(f"{_ds('Transforms')}/{_ds('Transform')}"):
+        algorithm = transform.get("Algorithm", "")
+        if algorithm not in _TRANSFORMS:
+            name = _TRANSFORM_NAMES.get(algorithm)
+            raise _Unresolved(
+                SignatureScope(
+                    ScopeKind.NOTHING,
+                    f"không xác định được: tham chiếu dùng phép biến đổi {name}, một chương "
+                    "trình do người ký viết mà kyso không chạy"
+                    if name
+                    else f"không xác định được: tham chiếu dùng phép biến đổi kyso không biết "
+                    f"({algorithm})",
+                    f"cannot be told: a reference uses an {name} transform, a program written "
+                    "by the signer that kyso does not run"
+                    if name
+                    else f"cannot be told: a reference uses a transform kyso does not know "
+                    f"({algorithm})",
+                )
+            )
+    uri = reference.get("URI")
+    if uri == "":
+        return doc_root
+    if uri is None or not uri.startswith("#"):
+        raise _Unresolved(
+            SignatureScope(
+                ScopeKind.DETACHED,
+                "dữ liệu do ứng dụng của người ký tự xác định (tham chiếu không có URI), "
+                "không nằm trong tệp này"
+                if uri is None
+                else f"dữ liệu nằm ngoài tệp này ({uri}); kyso không đọc tệp hay tải dữ liệu "
+                "từ địa chỉ mà tài liệu ghi",
+                "data the signer's application defines (a reference without URI), not in this file"
+                if uri is None
+                else f"data outside this file ({uri}), which kyso does not read or download",
+            )
+        )
+    fragment = uri[1:]
+    if fragment.startswith("xpointer("):
+        raise _Unresolved(
+            SignatureScope(
+                ScopeKind.NOTHING,
+                f"không xác định được: tham chiếu dùng biểu thức XPointer ({uri}) mà kyso "
+                "không thực hiện",
+                f"cannot be told: the reference uses an XPointer expression ({uri}), which "
+                "kyso does not evaluate",
+            )
+        )
+    claims = [
+        e
+        for e in doc_root.iter(etree.Element)
+        if any(_is_id(name) and value == fragment for name, value in e.attrib.items())
+    ]
+    if not claims:
+        raise _Unresolved(
+            SignatureScope(
+                ScopeKind.NOTHING,
+                f'không có gì trong tệp này: không có phần tử nào mang mã định danh "{fragment}" '
+                "mà chữ ký trỏ tới",
+                f'nothing in this file: the element with the identifier "{fragment}" the '
+                "signature refers to does not exist",
+            )
+        )
+    if len(claims) > 1:
+        count_vi = "hai" if len(claims) == 2 else str(len(claims))
+        count_en = "two" if len(claims) == 2 else str(len(claims))
+        raise _Unresolved(
+            SignatureScope(
+                ScopeKind.NOTHING,
+                f"không xác định được: {count_vi} phần tử cùng mang mã định danh "
+                f'"{fragment}" mà chữ ký trỏ tới, nên không biết phần tử nào đã được ký '
+                "(dấu hiệu tấn công bọc chữ ký — signature wrapping)",
+                f"cannot be told: {count_en} elements carry the identifier "
+                f'"{fragment}" the signature refers to, so which one was signed is unknown '
+                "(a sign of a signature-wrapping attack)",
+            ),
+            malformed=True,
+        )
+    return claims[0]
+
+
 class _Verifier(SafeC14n, XMLVerifier):
     """signxml's verifier, told exactly which ds:Signature to check (by its ElementPath from
-    the root), so several signatures in one document are each verified."""
+    the root), so several signatures in one document are each verified, and resolving
+    references by :func:`_resolve` only.
+
+    signxml digests each reference in a fresh copy of the document; ``resolved`` keeps, for
+    each reference in the verified SignedInfo, the position (in document order) of the
+    element that was digested, which is the same element's position in the tree kyso
+    parsed.
+    """
 
     def __init__(self, path: str) -> None:
         super().__init__()
         self._path = path
+        self.resolved: list[int] = []
 
     def _get_signature(self, root: etree._Element) -> etree._Element:
         found = root if self._path == "." else root.find(self._path)
         if found is None or found.tag != _ds("Signature"):
             raise SignXMLInvalidInput("the signature element was not found")
         return found
+
+    def _resolve_reference(
+        self, doc_root: etree._Element, reference: etree._Element, uri_resolver: Any = None
+    ) -> etree._Element:
+        element = _resolve(doc_root, reference)
+        position = next(i for i, e in enumerate(doc_root.iter(etree.Element)) if e is element)
+        self.resolved.append(position)
+        return element
 
 
 def _b64(text: str | None) -> bytes:
@@ -174,13 +334,141 @@ def _pick_signer(
     return candidates[0] if candidates else None
 
 
-def _covers_document(root: etree._Element, signature: etree._Element) -> bool:
-    root_ids = {root.get(name) for name in ("Id", "ID", "id")} - {None}
-    for reference in _find_all(signature, "ds:SignedInfo/ds:Reference"):
-        uri = reference.get("URI")
-        if uri == "" or (uri is not None and uri.startswith("#") and uri[1:] in root_ids):
-            return True
-    return False
+def _edxml(tag: str) -> str:
+    return f"{{{EDXML_NS}}}{tag}"
+
+
+def _where(element: etree._Element) -> str:
+    """``/edXML/edXMLEnvelope/edXMLHeader``: local names from the root, with a position
+    where siblings share the name."""
+    steps = []
+    for node in [element, *element.iterancestors()]:
+        name = etree.QName(node).localname
+        parent = node.getparent()
+        same = [s for s in parent if s.tag == node.tag] if parent is not None else [node]
+        steps.append(f"{name}[{same.index(node) + 1}]" if len(same) > 1 else name)
+    return "/" + "/".join(reversed(steps))
+
+
+def _element_scope(element: etree._Element, signature: etree._Element) -> SignatureScope:
+    name = etree.QName(element).localname
+    ident = next((v for k, v in element.attrib.items() if _is_id(k)), None)
+    id_vi = f' (mã định danh "{ident}")' if ident else ""
+    id_en = f' (identifier "{ident}")' if ident else ""
+    if element is signature or any(a is signature for a in element.iterancestors()):
+        return SignatureScope(
+            ScopeKind.PARTIAL,
+            f"chỉ phần tử <{name}>{id_vi} nằm bên trong chính chữ ký (tại {_where(element)}), "
+            "không phải nội dung tài liệu",
+            f"only the element <{name}>{id_en} inside the signature itself (at "
+            f"{_where(element)}), not the document's content",
+        )
+    return SignatureScope(
+        ScopeKind.PARTIAL,
+        f"chỉ phần tử <{name}>{id_vi} tại {_where(element)}",
+        f"only the element <{name}>{id_en} at {_where(element)}",
+    )
+
+
+@dataclass
+class _Coverage:
+    """What one signature's verified references cover in the document."""
+
+    scope: list[SignatureScope] = field(default_factory=list)
+    whole: bool = False  # the document as received
+    problem: str | None = None  # a format requirement the references do not meet
+
+
+def _coverage(
+    root: etree._Element,
+    signature: etree._Element,
+    signed: list[etree._Element],
+    signed_properties: etree._Element | None,
+) -> _Coverage:
+    """Judge ``signed`` (the elements the verified references resolved to, by identity)."""
+
+    def covered(part: etree._Element) -> bool:
+        return any(part is s or any(a is s for a in part.iterancestors()) for s in signed)
+
+    # The signature's own properties (XAdES SignedProperties, KeyInfo) are not document
+    # content. Elements are compared by identity, so each is held in a list: lxml keeps one
+    # Python object per node only while that object is alive.
+    own = [e for e in (signed_properties, signature.find(_ds("KeyInfo"))) if e is not None]
+    if root is signature:
+        # Enveloping: the content is each ds:Object that is not the XAdES properties.
+        parts = [
+            o
+            for o in signature.iterfind(_ds("Object"))
+            if o.find(_xades("QualifyingProperties")) is None
+        ]
+        own.append(signature)
+    else:
+        parts = [root]
+    coverage = _Coverage()
+    if parts and all(covered(p) for p in parts):
+        coverage.whole = True
+        if root.tag == _edxml("edXML"):
+            coverage.scope = [
+                SignatureScope(
+                    ScopeKind.FULL,
+                    "toàn bộ thông điệp edXML: phần đầu (edXMLHeader), phần thân (edXMLBody) "
+                    "và các tệp đính kèm",
+                    "the whole edXML message: header (edXMLHeader), body (edXMLBody) and "
+                    "attachments",
+                )
+            ]
+        elif root is signature:
+            coverage.scope = [
+                SignatureScope(
+                    ScopeKind.FULL,
+                    f"toàn bộ nội dung nằm trong chữ ký ({len(parts)} phần tử ds:Object)",
+                    f"the whole content enclosed in the signature ({len(parts)} ds:Object "
+                    f"element{'s' if len(parts) > 1 else ''})",
+                )
+            ]
+        else:
+            name = etree.QName(root).localname
+            coverage.scope = [
+                SignatureScope(
+                    ScopeKind.FULL,
+                    f"toàn bộ tài liệu (phần tử gốc <{name}>)",
+                    f"the whole document (root element <{name}>)",
+                )
+            ]
+    else:
+        listed: list[etree._Element] = []
+        for element in signed:
+            if not any(element is e for e in [*own, *listed]):
+                listed.append(element)
+                coverage.scope.append(_element_scope(element, signature))
+        if not coverage.scope:
+            coverage.scope = [
+                SignatureScope(
+                    ScopeKind.NOTHING,
+                    "chỉ các thuộc tính của chính chữ ký, không có nội dung nào của tài liệu",
+                    "only the signature's own properties, nothing of the document",
+                )
+            ]
+        if root.tag == _edxml("edXML"):
+            # QCVN 102:2016: the header and the body of an edXML message are signed.
+            envelope = root.findall(_edxml("edXMLEnvelope"))
+            required = [
+                part
+                for env in envelope
+                for part in env
+                if part.tag in (_edxml("edXMLHeader"), _edxml("edXMLBody"))
+            ]
+            tags = {part.tag for part in required}
+            if tags != {_edxml("edXMLHeader"), _edxml("edXMLBody")} or not all(
+                covered(part) for part in required
+            ):
+                coverage.problem = (
+                    "the signature does not cover both the header and the body of the edXML "
+                    "message (QCVN 102:2016)"
+                )
+    if signed_properties is not None and not any(s is signed_properties for s in signed):
+        coverage.problem = "the XAdES signed properties are not covered by the signature"
+    return coverage
 
 
 def _read(
@@ -189,7 +477,7 @@ def _read(
     trust: TrustContext,
     index: int,
     count: int,
-) -> Findings:
+) -> tuple[Findings, _Coverage | None]:
     findings = Findings(format="XML-DSig", signer=None)
     if count > 1:
         findings.field_name = signature.get("Id") or f"signature {index + 1}"
@@ -226,7 +514,7 @@ def _read(
         ]
     except (binascii.Error, ValueError) as exc:
         findings.format_problem = f"a certificate or revocation value cannot be read: {exc}"
-        return findings
+        return findings, None
 
     stamps = _find_all(unsigned, "xades:SignatureTimeStamp")
     if signed_properties is not None:
@@ -260,14 +548,22 @@ def _read(
     findings.signer = signer
     findings.other_certs = [c for c in certs if c is not signer]
     if signer is None:  # judged INDETERMINATE/NO_SIGNING_CERTIFICATE_FOUND
-        return findings
+        return findings, None
 
     # signxml would judge the certificate's dates itself; kyso's path validation does.
     config = replace(
         _CONFIG, verification_time=signer["tbs_certificate"]["validity"]["not_before"].native
     )
+    verifier = _Verifier(root.getroottree().getelementpath(signature))
+    elements = list(root.iter(etree.Element))
+
+    def signed() -> list[etree._Element]:
+        # signxml digested copies of the document; the same positions in kyso's tree.
+        return [elements[position] for position in verifier.resolved]
+
+    coverage = None
     try:
-        results = _Verifier(root.getroottree().getelementpath(signature)).verify(
+        results = verifier.verify(
             root,
             x509_cert=x509.load_der_x509_certificate(signer.dump()),
             expect_config=config,
@@ -275,27 +571,36 @@ def _read(
         )
         findings.intact = findings.valid = True
         results = results if isinstance(results, list) else [results]
-        if signed_properties is not None and not any(
-            r.signed_xml is not None and r.signed_xml.tag == _xades("SignedProperties")
-            for r in results
+        if len(results) != len(verifier.resolved) or any(
+            r.signed_xml is not None and r.signed_xml.tag != element.tag
+            for r, element in zip(results, signed(), strict=False)
         ):
-            findings.format_problem = "the XAdES signed properties are not covered by the signature"
-        elif root.tag == f"{{{EDXML_NS}}}edXML" and not _covers_document(root, signature):
-            # "See what is signed": an edXML message is signed whole (QCVN 102:2016); a
-            # signature over one element would leave the rest open to change.
-            findings.format_problem = "the signature does not cover the whole edXML message"
+            # What signxml verified must be what kyso resolved; never expected to differ.
+            raise SignXMLInvalidInput("the verified references do not match the document")
+        coverage = _coverage(root, signature, signed(), signed_properties)
+        findings.format_problem = coverage.problem
     except InvalidDigest:
         findings.valid, findings.intact = True, False
+        coverage = _coverage(root, signature, signed(), None)
     except InvalidSignature:
         findings.valid, findings.intact = False, True
+    except _Unresolved as refused:
+        # The signature value verified; a reference designates nothing kyso will digest.
+        findings.valid = True
+        coverage = _Coverage(scope=[refused.scope])
+        if refused.malformed:
+            findings.format_problem = str(refused)
+        else:
+            findings.signed_data_missing = True
+        return findings, coverage
     except (SignXMLException, etree.DocumentInvalid, etree.XMLSyntaxError, ValueError) as exc:
         findings.format_problem = str(exc)
-        return findings
+        return findings, None
 
     value = signature.find(_ds("SignatureValue"))
     for stamp in stamps:
         findings.timestamps.append(_check_stamp(stamp, value, trust, findings))
-    return findings
+    return findings, coverage
 
 
 def _check_stamp(
@@ -322,6 +627,20 @@ def _check_stamp(
     return check_timestamp(token, imprint, trust, crls=findings.crls, ocsps=findings.ocsps)
 
 
+def _with_scope(report: SignatureReport, coverage: _Coverage | None) -> SignatureReport:
+    """The report with what the signature covers; one that does not cover the document is
+    not TOTAL-PASSED (INDETERMINATE/SIG_CONSTRAINTS_FAILURE: the signature is sound, what it
+    covers is intact, but kyso's constraint that it cover the document is not met)."""
+    if coverage is None:
+        return report
+    report.scope = coverage.scope
+    if not coverage.whole and report.indication is Indication.TOTAL_PASSED:
+        report.indication = Indication.INDETERMINATE
+        report.sub_indication = SubIndication.SIG_CONSTRAINTS_FAILURE
+    report.message_vi, report.message_en = messages.explain(report)
+    return report
+
+
 def validate_xml(
     xml: bytes, trust: TrustContext, *, name: str = "document.xml"
 ) -> ValidationReport:
@@ -341,8 +660,8 @@ def validate_xml(
         ]
     reports: list[SignatureReport] = []
     for index, signature in enumerate(signatures):
-        findings = _read(root, signature, trust, index, len(signatures))
-        reports.append(judge(findings, trust))
+        findings, coverage = _read(root, signature, trust, index, len(signatures))
+        reports.append(_with_scope(judge(findings, trust), coverage))
     return summarize(
         ValidationReport(
             document=name,

@@ -26,6 +26,7 @@ from signing.test_cades import issue_signer, openssl, write_chain
 EDXML = (Path(__file__).parent.parent / "fixtures" / "xml" / "edxml-sample.xml").read_bytes()
 NS = {"ds": DS_NS, "xades": XADES_NS, "edxml": EDXML_NS}
 HEADER = "//edxml:edXMLHeader"
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
 
 def xmlsec_verify(
@@ -130,6 +131,44 @@ def test_openssl_ts_verifies_the_xades_signature_time_stamp(
         files["chain"],
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize(
+    "document",
+    [
+        EDXML,
+        EDXML.replace(b"<edXML ", b'<edXML Id="msg" '),
+        b'<van-ban Id="doc"><so>1</so></van-ban>',
+    ],
+    ids=["edxml", "edxml-with-root-id", "root-with-id"],
+)
+def test_kyso_signs_the_whole_document_with_an_empty_uri(
+    document: bytes, signer: SignerIdentity, sqlite_instance: Instance, tmp_path: Path
+) -> None:
+    """The document reference is URI="" with the enveloped-signature transform (the whole
+    document), even when the root carries an Id: a "#id" reference would let the signed
+    element be moved below a forged root. The XAdES SignedProperties reference stays."""
+    signed = sign_xml(document, signer, parent_xpath="/*" if b"van-ban" in document else HEADER)
+    root = xmlsafe.parse(signed)
+    references = root.findall(".//ds:Signature/ds:SignedInfo/ds:Reference", NS)
+    data = [r for r in references if not r.get("URI", "").startswith("#")]
+    assert [r.get("URI") for r in data] == [""]
+    transforms = data[0].iterfind("ds:Transforms/ds:Transform", NS)
+    assert next(transforms).get("Algorithm") == ENVELOPED
+    (properties,) = [
+        r for r in references if r.get("Type") == "http://uri.etsi.org/01903#SignedProperties"
+    ]
+    assert (
+        root.find(f".//xades:SignedProperties[@Id='{properties.get('URI')[1:]}']", NS) is not None
+    )
+
+    result = xmlsec_verify(signed, write_chain(signer, tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "SignedInfo References (ok/all): 3/3" in result.stderr
+    report = validate_xml(signed, trust_context(sqlite_instance.ctx))
+    assert report.indication is Indication.TOTAL_PASSED, report.signatures[0].message_en
+    assert [s.kind.value for s in report.signatures[0].scope] == ["full"]
 
 
 def test_without_parent_the_signature_closes_the_root(signer: SignerIdentity) -> None:

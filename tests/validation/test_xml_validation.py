@@ -17,7 +17,7 @@ from kyso.pki import status
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.signing.xades import sign_xml
 from kyso.store.models import RevocationReason
-from kyso.validation.report import Indication, RevocationStatus, SubIndication
+from kyso.validation.report import Indication, RevocationStatus, ScopeKind, SubIndication
 from kyso.validation.trust import TrustContext, trust_context
 from kyso.validation.xml import validate_xml
 from validation.test_cms_validation import (
@@ -170,7 +170,7 @@ def test_a_changed_element_is_hash_failure(
 
 
 @pytest.mark.interop
-def test_edxml_signed_only_in_part_is_format_failure(
+def test_edxml_signed_only_in_part_is_format_failure_and_other_xml_is_partial(
     tools: PemSigner, trust: TrustContext, tmp_path: Path
 ) -> None:
     template = (
@@ -215,9 +215,16 @@ def test_edxml_signed_only_in_part_is_format_failure(
         Indication.TOTAL_FAILED,
         SubIndication.FORMAT_FAILURE,
     )
-    # Outside edXML, signing one element is legitimate XML-DSig.
+    # Outside edXML, signing one element is legitimate XML-DSig, but it vouches for that
+    # element only: not TOTAL-PASSED for the document, and the report says which element.
     other = validate_xml(sign_part(b"urn:example:other"), trust).signatures[0]
-    assert other.indication is Indication.TOTAL_PASSED, (other.sub_indication, other.message_en)
+    assert other.integrity
+    assert (other.indication, other.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.SIG_CONSTRAINTS_FAILURE,
+    )
+    assert [s.kind for s in other.scope] == [ScopeKind.PARTIAL]
+    assert "MessageHeader" in other.message_en and "MessageHeader" in other.message_vi
 
 
 def test_a_changed_signed_property_is_hash_failure(tools: PemSigner, trust: TrustContext) -> None:
