@@ -70,6 +70,13 @@ class Settings:
     pin_change_days: int = 180  # a token holder who has not changed the PIN for longer is listed
     # public verification is anonymous and costs CPU: validations per minute per client address
     verify_per_minute: int = 30
+    # the same per client address for OCSP answers signed on the spot (nonce, SHA-256 CertID,
+    # several certificates, unknown serial) and for time-stamps over HTTP; 0 switches one off
+    ocsp_sign_per_minute: int = 120
+    tsa_per_minute: int = 60
+    # login attempts per client address, and failed ones per hour (no account is ever locked)
+    login_per_minute: int = 60
+    login_failures_per_hour: int = 60
     # Approvals each request type needs, e.g. {"new_organization": 2}; absent types need 1.
     approvals_required: dict[str, int] = field(default_factory=dict)
     # PKCS#11 module of subscribers' USB tokens (the CA's own module if unset).
@@ -114,6 +121,10 @@ class Settings:
             max_upload_bytes=int(env.get("KYSO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
             pin_change_days=int(env.get("KYSO_PIN_CHANGE_DAYS", "180")),
             verify_per_minute=int(env.get("KYSO_VERIFY_PER_MINUTE", "30")),
+            ocsp_sign_per_minute=int(env.get("KYSO_OCSP_SIGN_PER_MINUTE", "120")),
+            tsa_per_minute=int(env.get("KYSO_TSA_PER_MINUTE", "60")),
+            login_per_minute=int(env.get("KYSO_LOGIN_PER_MINUTE", "60")),
+            login_failures_per_hour=int(env.get("KYSO_LOGIN_FAILURES_PER_HOUR", "60")),
             approvals_required=_approvals(env.get("KYSO_APPROVALS_REQUIRED")),
             token_module=env.get("KYSO_TOKEN_MODULE") or None,
             smtp_host=env.get("KYSO_SMTP_HOST") or None,

@@ -46,6 +46,12 @@ def make_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
         "KYSO_BASE_URL": "http://127.0.0.1:8000",
         # the suite verifies hundreds of files from one address; test_verify checks the limit
         "KYSO_VERIFY_PER_MINUTE": "60000",
+        # …and signs OCSP answers, stamps and logs in from one address too (the limits have
+        # tests of their own: tests/web/test_ratelimit.py, tests/ui/test_auth.py)
+        "KYSO_OCSP_SIGN_PER_MINUTE": "60000",
+        "KYSO_TSA_PER_MINUTE": "60000",
+        "KYSO_LOGIN_PER_MINUTE": "60000",
+        "KYSO_LOGIN_FAILURES_PER_HOUR": "3600000",
     }
     env.update(extra)
     return env

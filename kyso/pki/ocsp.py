@@ -204,6 +204,20 @@ class Responder:
 
     # -- answering ----------------------------------------------------------------------------
     def respond(self, request_der: bytes) -> Answer:
+        """The answer to a DER OCSPRequest, signing it now if nothing stored fits."""
+        answer = self._respond(request_der, sign=True)
+        assert answer is not None
+        return answer
+
+    def presigned(self, request_der: bytes, *, store: bool = False) -> Answer | None:
+        """The stored answer (or an error), if that is all the request needs; None when
+        :meth:`respond` would sign for this request alone, which the web layer does off the
+        event loop, within a budget per client. With ``store``, a known certificate whose
+        stored answer is missing or half-expired gets it signed and stored now (the refresh
+        loop's work, once per certificate: no client can make it repeat)."""
+        return self._respond(request_der, sign=False, store=store)
+
+    def _respond(self, request_der: bytes, *, sign: bool, store: bool = True) -> Answer | None:
         if not request_der or len(request_der) > MAX_REQUEST_BYTES:
             return Answer(MALFORMED)
         fast = _plain_request(request_der)
@@ -212,7 +226,7 @@ class Responder:
             issuer = self._issuer_for("sha1", name_hash, key_hash)
             if issuer is None:
                 return Answer(UNAUTHORIZED)
-            stored = self._stored(issuer, serial)
+            stored = self._stored(issuer, serial, store=store)
             if stored is not None:
                 return stored
         try:
@@ -250,9 +264,11 @@ class Responder:
             issuers.append(issuer)
 
         if len(wanted) == 1 and nonce is None and wanted[0][0] == "sha1":
-            stored = self._stored(issuers[0], wanted[0][3])
+            stored = self._stored(issuers[0], wanted[0][3], store=store)
             if stored is not None:
                 return stored
+        if not sign:
+            return None
 
         statuses = self._statuses(issuers, [w[3] for w in wanted])
         if len({i.id for i in issuers}) != 1:
@@ -285,7 +301,7 @@ class Responder:
             self.authority.identity(IdentityRole.ROOT),
         ]
 
-    def _stored(self, issuer: Identity, serial: int) -> Answer | None:
+    def _stored(self, issuer: Identity, serial: int, *, store: bool = True) -> Answer | None:
         serial_text = format(serial, "x")
         # The hot path of the responder: one Core statement, compiled once, on a pooled
         # connection (an ORM session here cost three times the rest of the answer).
@@ -295,6 +311,8 @@ class Responder:
             row = conn.execute(_STORED, {"issuer_id": issuer.id, "serial": serial_text}).first()
         if row is not None and row.produced_at > clock.now() - self.validity / 2:
             return Answer(row.der, row.produced_at, row.next_update, cacheable=True)
+        if not store:
+            return None
         with self.authority.db.session() as session:
             cert = session.execute(
                 select(Certificate).where(

@@ -362,6 +362,15 @@ def _check_imprint(algorithm: algos.DigestAlgorithm, hashed_message: bytes) -> N
         )
 
 
+def refusal(text: str) -> bytes:
+    """A TimeStampResp for a request the TSA will not serve now (over the client's budget,
+    every signing thread busy). RFC 3161 §2.4.2 has no "try later" (OCSP's tryLater) and
+    ``waiting`` promises a later answer the HTTP transport (§3.4) cannot deliver, so it is
+    ``rejection`` with ``systemFailure``, the one failInfo that does not blame the request;
+    ``text`` says why, and the HTTP status (429 or 503, with Retry-After) says when."""
+    return _rejection("system_failure", text)
+
+
 def _rejection(failure: str, text: str) -> bytes:
     return TimeStampResp(
         {

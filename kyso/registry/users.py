@@ -1,10 +1,18 @@
 """People who log in to kyso, their roles and how they prove who they are.
 
-Passwords are kept only as Argon2id hashes. Five failed attempts in a row (password or one-time
-code) lock the account for 15 minutes. The province administrator and the auditor — who can see
-and, for the administrator, change everything — also give a TOTP code (RFC 6238) from an
+Passwords are kept only as Argon2id hashes. The province administrator and the auditor — who
+can see and, for the administrator, change everything — also give a TOTP code (RFC 6238) from an
 authenticator app. Neither a password nor a TOTP secret is ever written to the audit log or a
 log file.
+
+Guessing is throttled per client address, never by locking an account (which anyone who knows
+a user name could do to its owner): a :class:`Throttle` counts every attempt and every failure
+of an address in the shared budgets of :mod:`kyso.ratelimit`. Per user name there is only a
+slow-down, as OWASP's authentication cheat sheet advises: while a name has failed more than
+its budget, addresses that failed recently may not try it, and a right password from any
+other address still logs in. A failure reads the same whatever the cause (no such user, wrong
+password or code, account disabled) and costs the same Argon2 check, so the answer does not
+tell whether an account exists.
 
 Logging in returns a :class:`LoginResult` instead of raising, so the caller commits the failed
 attempt count (an exception would roll it back and make guessing free).
@@ -14,9 +22,10 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -24,16 +33,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kyso import clock
+from kyso import clock, ratelimit
 from kyso.audit.log import Event, record
 from kyso.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from kyso.registry import fields as f
 from kyso.registry import totp
+from kyso.ratelimit import Budget, Purpose, RateLimited
 from kyso.registry.access import Action, Principal, require, visible
 from kyso.store.models import Organization, Person, Role, User
 
-MAX_FAILURES = 5
-LOCK_DURATION = timedelta(minutes=15)
 TOTP_ROLES = frozenset({Role.PROVINCE_ADMIN, Role.AUDITOR})
 UNIT_ROLES = frozenset({Role.UNIT_OFFICER, Role.SIGNER})  # confined to a unit: need one
 
@@ -53,15 +61,15 @@ class LoginStatus(enum.StrEnum):
     OK = "ok"
     NEEDS_TOTP = "needs_totp"  # password right; ask for the one-time code
     TOTP_NOT_ENROLLED = "totp_not_enrolled"  # the role needs TOTP but none is set up
-    FAILED = "failed"
-    LOCKED = "locked"
+    FAILED = "failed"  # one answer for every cause: no account is named
+    THROTTLED = "throttled"  # this address has tried too often; nothing was checked
 
 
 @dataclass(frozen=True)
 class LoginResult:
     status: LoginStatus
     user: User | None = None
-    locked_until: datetime | None = None
+    retry_after: float | None = None  # THROTTLED: seconds until one more attempt fits
 
     @property
     def ok(self) -> bool:
@@ -72,12 +80,8 @@ class LoginResult:
         if self.status is LoginStatus.OK:
             assert self.user is not None
             return self.user
-        if self.status is LoginStatus.LOCKED:
-            until = clock.local(self.locked_until).strftime("%H:%M") if self.locked_until else ""
-            raise Unauthenticated(
-                f"too many failed attempts; the account is locked until {until}",
-                vi=f"sai quá nhiều lần; tài khoản bị tạm khóa đến {until}",
-            )
+        if self.status is LoginStatus.THROTTLED:
+            raise RateLimited(self.retry_after or 60)
         if self.status is LoginStatus.NEEDS_TOTP:
             raise Unauthenticated(
                 "enter the 6-digit code from your authenticator app",
@@ -298,6 +302,57 @@ def search(
 
 
 # -- logging in -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Throttle:
+    """The budgets of one client address (as the web layer knows it) for logging in."""
+
+    address: str
+    budgets: Mapping[Purpose, Budget | None]
+
+    def _key(self, purpose: Purpose, name: str | None = None) -> str:
+        if name is not None:
+            return ratelimit.bucket_key(purpose, name, hashed=True)
+        return ratelimit.bucket_key(purpose, self.address)
+
+    def admit(self, session: Session, username: str, now: float) -> float | None:
+        """Count one attempt; seconds to wait if it may not be checked, else None.
+
+        Refused: an address over its attempts, or over its failures; and, while the user
+        name is over its own failures (someone is guessing it, maybe from many places), an
+        address that failed recently. A right password from a clean address still passes,
+        so nobody can keep a user out by typing wrong passwords for their name."""
+        attempts = self.budgets.get(Purpose.LOGIN)
+        if attempts is not None:
+            late = ratelimit.take(session, attempts, self._key(Purpose.LOGIN), now=now)
+            if late is not None:
+                return late
+        failures = self.budgets.get(Purpose.LOGIN_FAILURE)
+        if failures is not None:
+            late = ratelimit.wait(session, failures, self._key(Purpose.LOGIN_FAILURE), now=now)
+            if late is not None:
+                return late
+        per_name = self.budgets.get(Purpose.LOGIN_ACCOUNT)
+        if per_name is not None:
+            late = ratelimit.wait(
+                session, per_name, self._key(Purpose.LOGIN_ACCOUNT, username), now=now
+            )
+            if late is not None and ratelimit.marked(
+                session, self._key(Purpose.LOGIN_FAILURE), now=now
+            ):
+                return late
+        return None
+
+    def failed(self, session: Session, username: str, now: float) -> None:
+        """A wrong password or code: spent from the address's and the name's failures."""
+        for purpose, key in (
+            (Purpose.LOGIN_FAILURE, self._key(Purpose.LOGIN_FAILURE)),
+            (Purpose.LOGIN_ACCOUNT, self._key(Purpose.LOGIN_ACCOUNT, username)),
+        ):
+            budget = self.budgets.get(purpose)
+            if budget is not None:
+                ratelimit.take(session, budget, key, now=now)  # full already: stays full
+
+
 def _verify_password(user: User, password: str) -> bool:
     try:
         _hasher.verify(user.password_hash, password)
@@ -308,36 +363,28 @@ def _verify_password(user: User, password: str) -> bool:
     return True
 
 
-def _fail(session: Session, user: User, now: datetime, why: str) -> LoginResult:
+def _fail(
+    session: Session,
+    user: User,
+    now: datetime,
+    why: str,
+    throttle: Throttle | None = None,
+) -> LoginResult:
+    """A wrong password or code for an existing user: counted (shown to administrators),
+    recorded, and spent from the throttle. The account stays open."""
     user.failed_logins = (user.failed_logins or 0) + 1
-    events = [
+    record(
+        session,
         Event(
             f"user:{user.username}",
             "user.login_failed",
             user.public_id,
             {"reason": why, "failures": user.failed_logins},
-        )
-    ]
-    status = LoginStatus.FAILED
-    if user.failed_logins >= MAX_FAILURES:
-        user.locked_until = now + LOCK_DURATION
-        user.failed_logins = 0
-        status = LoginStatus.LOCKED
-        events.append(
-            Event("system", "user.locked", user.public_id, {"until": user.locked_until.isoformat()})
-        )
-    record(session, *events)
-    return LoginResult(status, None, user.locked_until)
-
-
-def _locked(user: User, now: datetime) -> bool:
-    if user.locked_until is None:
-        return False
-    if now < user.locked_until:
-        return True
-    user.locked_until = None  # the lock ran out: a fresh count
-    user.failed_logins = 0
-    return False
+        ),
+    )
+    if throttle is not None:
+        throttle.failed(session, user.username, now.timestamp())
+    return LoginResult(LoginStatus.FAILED)
 
 
 def _succeed(session: Session, user: User, now: datetime, factors: str) -> LoginResult:
@@ -356,57 +403,74 @@ def login(
     totp_code: str | None = None,
     *,
     now: datetime | None = None,
+    throttle: Throttle | None = None,
 ) -> LoginResult:
     """Check a password (and, where the role needs it, a TOTP code). Commit the session
     whatever the result: failed attempts are counted in it."""
     now = now or clock.now()
-    user = by_username(session, username)
+    name = username.strip().lower()
+    if throttle is not None:
+        late = throttle.admit(session, name, now.timestamp())
+        if late is not None:
+            return LoginResult(LoginStatus.THROTTLED, retry_after=late)
+    user = by_username(session, name)
     if user is None or not user.active:
         with suppress(VerificationError):  # the same Argon2 cost whether or not they exist
             _hasher.verify(_dummy_hash(), password)
+        if throttle is not None:
+            throttle.failed(session, name, now.timestamp())
         return LoginResult(LoginStatus.FAILED)
-    if _locked(user, now):
-        return LoginResult(LoginStatus.LOCKED, None, user.locked_until)
     if not _verify_password(user, password):
-        return _fail(session, user, now, "password")
+        return _fail(session, user, now, "password", throttle)
     if not needs_totp(user):
         return _succeed(session, user, now, "password")
     if user.totp_secret is None:
         return LoginResult(LoginStatus.TOTP_NOT_ENROLLED)
     if totp_code is None:
         return LoginResult(LoginStatus.NEEDS_TOTP, user)
-    return _second_factor(session, user, totp_code, now)
+    return _second_factor(session, user, totp_code, now, throttle)
 
 
 def second_factor(
-    session: Session, user: User, code: str, *, now: datetime | None = None
+    session: Session,
+    user: User,
+    code: str,
+    *,
+    now: datetime | None = None,
+    throttle: Throttle | None = None,
 ) -> LoginResult:
     """The TOTP step alone, for a caller that has already checked the password (a web login
-    in two pages keeps the user id between them, not the password)."""
+    in two pages keeps a single-use challenge between them, not the password)."""
     now = now or clock.now()
     if not user.active:
         return LoginResult(LoginStatus.FAILED)
-    if _locked(user, now):
-        return LoginResult(LoginStatus.LOCKED, None, user.locked_until)
     if user.totp_secret is None:
         return LoginResult(LoginStatus.TOTP_NOT_ENROLLED)
-    return _second_factor(session, user, code, now)
+    return _second_factor(session, user, code, now, throttle)
 
 
-def _second_factor(session: Session, user: User, code: str, now: datetime) -> LoginResult:
+def _second_factor(
+    session: Session, user: User, code: str, now: datetime, throttle: Throttle | None = None
+) -> LoginResult:
     assert user.totp_secret is not None
     step = totp.verify(user.totp_secret, code, now, after_step=user.totp_last_step)
     if step is None:
-        return _fail(session, user, now, "totp")
+        return _fail(session, user, now, "totp", throttle)
     user.totp_last_step = step
     return _succeed(session, user, now, "password+totp")
 
 
 # -- changes ----------------------------------------------------------------------------------
 def change_password(
-    principal: Principal, session: Session, old_password: str, new_password: str
+    principal: Principal,
+    session: Session,
+    old_password: str,
+    new_password: str,
+    *,
+    throttle: Throttle | None = None,
 ) -> User:
-    """A user changes their own password; the old one is required."""
+    """A user changes their own password; the old one is required, and guessing it is
+    throttled like a login (:func:`count_wrong_password`)."""
     if principal.user_id is None:
         raise Forbidden(
             "only a logged-in user changes their own password",
@@ -415,11 +479,10 @@ def change_password(
     user = session.get(User, principal.user_id)
     if user is None or not user.active:
         raise Unauthenticated()
-    if _locked(user, clock.now()):
-        raise Forbidden(
-            "too many wrong passwords: wait for the lock to end",
-            vi="nhập sai mật khẩu quá nhiều lần: hãy chờ hết thời gian tạm khóa",
-        )
+    if throttle is not None:
+        late = throttle.admit(session, user.username, clock.timestamp())
+        if late is not None:
+            raise RateLimited(late)
     if not _verify_password(user, old_password):
         raise Forbidden("the current password is wrong", vi="mật khẩu hiện tại không đúng")
     if old_password == new_password:
@@ -433,20 +496,22 @@ def change_password(
     return user
 
 
-def count_wrong_password(session: Session, user_id: int) -> LoginResult:
+def count_wrong_password(
+    session: Session, user_id: int, *, throttle: Throttle | None = None
+) -> LoginResult:
     """A wrong current password typed in a logged-in session (changing the password) counts
-    towards the lock-out like a failed login, so a session left open is no way to guess it.
-    Called in a transaction of its own, since the refused change rolls back."""
+    like a failed login, so a session left open is no way to guess it. Called in a
+    transaction of its own, since the refused change rolls back."""
     user = session.get(User, user_id)
     if user is None:
         return LoginResult(LoginStatus.FAILED)
-    return _fail(session, user, clock.now(), "current password")
+    return _fail(session, user, clock.now(), "current password", throttle)
 
 
 def reset_password(
     principal: Principal, session: Session, public_id: str, new_password: str
 ) -> User:
-    """An administrator sets a new password (and lifts a lock-out)."""
+    """An administrator sets a new password (and clears the failure count)."""
     user, path = _load(session, public_id)
     require(principal, Action.USER_ADMIN, path)
     _check_password(new_password, user.username)

@@ -70,6 +70,11 @@ def _is_timestamp(sig: SignatureReport) -> bool:
     return "time-stamp" in sig.format.lower() or "timestamp" in sig.format.lower()
 
 
+def _is_counter(sig: SignatureReport) -> bool:
+    """A countersignature: it covers another signature's value (RFC 5652 §11.4)."""
+    return any(s.kind is ScopeKind.SIGNATURE for s in sig.scope)
+
+
 def _signing_time(sig: SignatureReport) -> datetime | None:
     if sig.timestamp_time is not None and sig.timestamp_trusted:
         return sig.timestamp_time
@@ -96,6 +101,8 @@ def _outcome(sig: SignatureReport) -> tuple[str, str]:
     noun_vi, noun_en = (
         ("Dấu thời gian", "time-stamp") if _is_timestamp(sig) else ("Chữ ký", "signature")
     )
+    if _is_counter(sig):
+        noun_vi, noun_en = ("Chữ ký xác nhận", "countersignature")
     if sig.indication is Indication.TOTAL_PASSED:
         return f"{noun_vi} hợp lệ", f"The {noun_en} is valid"
     if sig.indication is Indication.TOTAL_FAILED:
@@ -118,8 +125,12 @@ def _passed(sig: SignatureReport) -> tuple[str, str]:
     elif ts:
         vi += ", có dấu thời gian chứng thực"
         en += ", proven by a time-stamp"
-    vi += ". Tài liệu không bị thay đổi sau khi ký"
-    en += ". The document was not changed after it was signed"
+    if _is_counter(sig):
+        vi += ". Chữ ký được xác nhận không bị thay đổi sau khi được ký xác nhận"
+        en += ". The countersigned signature was not changed after it was countersigned"
+    else:
+        vi += ". Tài liệu không bị thay đổi sau khi ký"
+        en += ". The document was not changed after it was signed"
     if sig.modifications:
         vi += " (sau đó chỉ thêm chữ ký, dấu thời gian hoặc dữ liệu kiểm tra — được phép)"
         en += " (later only signatures, time-stamps or validation data were added, as allowed)"
@@ -203,9 +214,42 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
                 f"the signer's certificate was suspended on {day_en(revoked_at)} before the "
                 "document was signed; if it is restored, check again later",
             )
+        if revocation and revocation.checked_at and revocation.status in (
+            RevocationStatus.GOOD,
+            RevocationStatus.UNKNOWN,
+        ):
+            return (
+                "chưa xác nhận được tình trạng thu hồi: thông tin thu hồi hiện có (mới nhất "
+                f"ngày {day_vi(revocation.checked_at)}) chưa đủ — có thể đã quá cũ, hoặc thiếu "
+                "cho một chứng thư CA trong chuỗi; hãy thử lại sau",
+                "the revocation status could not be confirmed: the revocation information at "
+                f"hand (latest of {day_en(revocation.checked_at)}) is not enough — it may be too "
+                "old, or missing for a CA certificate in the chain; try again later",
+            )
         return (
-            "không có thông tin trạng thái (thu hồi) của chứng thư để kiểm tra; hãy thử lại sau",
-            "no revocation information is available for the certificate; try again later",
+            "không có thông tin thu hồi (CRL hoặc OCSP) của chứng thư để kiểm tra; hãy thử lại "
+            "sau",
+            "no revocation information (CRL or OCSP) is available to check the certificate; "
+            "try again later",
+        )
+    expired_ca = _expired_ca(sig)
+    if sub in (SubIndication.EXPIRED, SubIndication.OUT_OF_BOUNDS_NO_POE) and expired_ca:
+        name = _who(expired_ca)
+        if sub is SubIndication.EXPIRED:
+            return (
+                f"chứng thư CA {name} trong chuỗi đã hết hạn ngày "
+                f"{day_vi(expired_ca.not_after)}, trước khi tài liệu được ký "
+                f"({when_vi(signed_at)})",
+                f"the CA certificate {name} in the chain expired on "
+                f"{day_en(expired_ca.not_after)}, before the document was signed "
+                f"({when_en(signed_at)})",
+            )
+        return (
+            f"chứng thư CA {name} trong chuỗi đã hết hạn ngày {day_vi(expired_ca.not_after)} "
+            "và không có dấu thời gian chứng minh tài liệu được ký trước ngày đó",
+            f"the CA certificate {name} in the chain expired on "
+            f"{day_en(expired_ca.not_after)} and no time-stamp proves the document was signed "
+            "before",
         )
     if sub is SubIndication.EXPIRED:
         return (
@@ -275,6 +319,19 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
             "sách hoặc tên)",
             "the certificate chain does not meet its constraints (key usage, policy or names)",
         )
+    if sub is SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE:
+        return (
+            "không kiểm tra được chuỗi chứng thư (một chứng thư trong chuỗi không xử lý được)",
+            "the certificate chain could not be checked (a certificate in it could not be "
+            "processed)",
+        )
+    if sub is SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE:
+        return (
+            "không có bằng chứng về thời điểm cấp thông tin thu hồi (POE), nên không dùng được "
+            "nó để kiểm tra chứng thư tại thời điểm ký",
+            "nothing proves when the revocation information was issued (no proof of existence),"
+            " so it cannot be used to check the certificate at the signing time",
+        )
     if sub is SubIndication.CRYPTO_CONSTRAINTS_FAILURE:
         return (
             "thuật toán hoặc độ dài khóa không còn đủ an toàn",
@@ -287,6 +344,20 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
     if sub is SubIndication.POLICY_PROCESSING_ERROR:
         return ("không xử lý được chính sách chữ ký", "the signature policy cannot be processed")
     return ("không kiểm tra được đầy đủ", "it could not be fully checked")
+
+
+def _expired_ca(sig: SignatureReport) -> CertificateInfo | None:
+    """The CA certificate that expired first, when one in the chain (the anchor aside)
+    expired before the signer's own: that one, not the signer's, put the signature out of
+    bounds."""
+    signer = sig.signer
+    if signer is None or len(sig.chain) < 2:
+        return None
+    cas = [c for c in sig.chain[1:] if c.subject != c.issuer]  # anchors' dates are not checked
+    first = min(cas, key=lambda c: c.not_after, default=None)
+    if first is None or first.not_after >= signer.not_after:
+        return None
+    return first
 
 
 def _uncovered(sig: SignatureReport) -> bool:
@@ -326,17 +397,22 @@ def explain(sig: SignatureReport) -> tuple[str, str]:
 
 def summarize(report: ValidationReport) -> tuple[str, str]:
     """(Vietnamese, English) sentence for the whole document."""
-    sigs = report.signatures
-    if not sigs:
+    if not report.signatures:
         return ("Tài liệu không có chữ ký số nào.", "The document has no digital signature.")
+    sigs = report.all_signatures()  # countersignatures count as signatures, as in EU DSS
     failed = sum(s.indication is Indication.TOTAL_FAILED for s in sigs)
     unsure = sum(s.indication is Indication.INDETERMINATE for s in sigs)
     stamps = sum(_is_timestamp(s) for s in sigs)
+    counters = sum(_is_counter(s) for s in sigs)
     n = len(sigs) - stamps
-    what_vi = f"{n} chữ ký" + (f" và {stamps} dấu thời gian" if stamps else "")
+    what_vi = f"{n} chữ ký" + (f" (trong đó {counters} chữ ký xác nhận)" if counters else "")
     what_en = f"{n} signature{'s' if n != 1 else ''}" + (
-        f" and {stamps} time-stamp{'s' if stamps != 1 else ''}" if stamps else ""
+        f" ({counters} of them {'a countersignature' if counters == 1 else 'countersignatures'})"
+        if counters
+        else ""
     )
+    what_vi += f" và {stamps} dấu thời gian" if stamps else ""
+    what_en += f" and {stamps} time-stamp{'s' if stamps != 1 else ''}" if stamps else ""
     if not failed and not unsure:
         if len(sigs) == 1:
             return (

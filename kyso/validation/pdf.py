@@ -283,10 +283,17 @@ _INDETERMINATE_MAP = {
     AdESIndeterminate.REVOKED_NO_POE: SubIndication.REVOKED_NO_POE,
     AdESIndeterminate.REVOKED_CA_NO_POE: SubIndication.REVOKED_CA_NO_POE,
     AdESIndeterminate.TRY_LATER: SubIndication.TRY_LATER,
-    AdESIndeterminate.REVOCATION_OUT_OF_BOUNDS_NO_POE: SubIndication.TRY_LATER,
+    AdESIndeterminate.REVOCATION_OUT_OF_BOUNDS_NO_POE: (
+        SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE
+    ),
     AdESIndeterminate.SIG_CONSTRAINTS_FAILURE: SubIndication.SIG_CONSTRAINTS_FAILURE,
     AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE: SubIndication.CHAIN_CONSTRAINTS_FAILURE,
-    AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE: SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+    # pyHanko's catch-all for certvalidator errors it does not classify, missing revocation
+    # data among them: not a constraint of the chain (kyso.validation.cms.path_failure says
+    # which it was).
+    AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE: (
+        SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
+    ),
     AdESIndeterminate.CRYPTO_CONSTRAINTS_FAILURE: SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
     AdESIndeterminate.CRYPTO_CONSTRAINTS_FAILURE_NO_POE: SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
     AdESIndeterminate.NO_SIGNING_CERTIFICATE_FOUND: SubIndication.NO_SIGNING_CERTIFICATE_FOUND,

@@ -37,6 +37,8 @@ class SubIndication(enum.StrEnum):
     NO_SIGNING_CERTIFICATE_FOUND = "NO_SIGNING_CERTIFICATE_FOUND"
     NO_CERTIFICATE_CHAIN_FOUND = "NO_CERTIFICATE_CHAIN_FOUND"
     TRY_LATER = "TRY_LATER"
+    REVOCATION_OUT_OF_BOUNDS_NO_POE = "REVOCATION_OUT_OF_BOUNDS_NO_POE"
+    CERTIFICATE_CHAIN_GENERAL_FAILURE = "CERTIFICATE_CHAIN_GENERAL_FAILURE"
     SIGNED_DATA_NOT_FOUND = "SIGNED_DATA_NOT_FOUND"
     POLICY_PROCESSING_ERROR = "POLICY_PROCESSING_ERROR"
     TIMESTAMP_ORDER_FAILURE = "TIMESTAMP_ORDER_FAILURE"
@@ -94,6 +96,7 @@ class ScopeKind(enum.StrEnum):
     FULL = "full"  # the whole document as received
     PARTIAL = "partial"  # part of it: an element, an earlier revision, some bytes
     DETACHED = "detached"  # data outside the signed file (a detached .p7s and its original)
+    SIGNATURE = "signature"  # another signature's value (a countersignature, RFC 5652 §11.4)
     NOTHING = "nothing"  # the signature covers none of what was received
 
 
@@ -107,6 +110,18 @@ class SignatureScope:
 
     def description(self, lang: str = "vi") -> str:
         return self.description_vi if lang == "vi" else self.description_en
+
+
+@dataclass
+class Note:
+    """Something found in a signature that does not change its verdict but that a reader
+    should know (an attribute that could not be read, one kyso does not interpret)."""
+
+    text_vi: str
+    text_en: str
+
+    def text(self, lang: str = "vi") -> str:
+        return self.text_vi if lang == "vi" else self.text_en
 
 
 @dataclass
@@ -129,6 +144,7 @@ class SignatureReport:
     scope: list[SignatureScope] = field(default_factory=list)
     # Signatures over this signature (CMS countersignatures, RFC 5652 §11.4), each judged.
     counter_signatures: list[SignatureReport] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     message_vi: str = ""
     message_en: str = ""
 
@@ -168,6 +184,7 @@ class SignatureReport:
                 for x in s.get("scope") or []
             ],
             counter_signatures=[cls.from_dict(c) for c in s.get("counter_signatures") or []],
+            notes=[Note(n["text_vi"], n["text_en"]) for n in s.get("notes") or []],
             message_vi=s.get("message_vi", ""),
             message_en=s.get("message_en", ""),
         )
@@ -186,10 +203,25 @@ class ValidationReport:
 
     @property
     def indication(self) -> Indication:
+        """The worst verdict of all signatures, countersignatures included: as EU DSS does,
+        a countersignature is a signature of its own, and one that fails means not every
+        signature on the document is valid."""
         if not self.signatures:
             return Indication.TOTAL_FAILED
         order = [Indication.TOTAL_FAILED, Indication.INDETERMINATE, Indication.TOTAL_PASSED]
-        return min((s.indication for s in self.signatures), key=order.index)
+        return min((s.indication for s in self.all_signatures()), key=order.index)
+
+    def all_signatures(self) -> list[SignatureReport]:
+        """Every signature, each followed by its countersignatures (depth first)."""
+        found: list[SignatureReport] = []
+
+        def walk(sigs: list[SignatureReport]) -> None:
+            for sig in sigs:
+                found.append(sig)
+                walk(sig.counter_signatures)
+
+        walk(self.signatures)
+        return found
 
     @property
     def passed(self) -> bool:

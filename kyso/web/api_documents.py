@@ -59,7 +59,7 @@ async def verify(
     from kyso.validation.trust import trust_context
     from kyso.validation.verify import verify as run
 
-    spend_verification(request)  # anonymous and CPU-bound: a budget per client
+    await spend_verification(request)  # anonymous and CPU-bound: a budget per client
     limit = ctx.settings.max_upload_bytes
     content = await read_upload(file, limit)
     original = await read_upload(data, limit) if data is not None else None
@@ -83,10 +83,10 @@ async def verify(
 
 
 def _signed(data: bytes, media_type: str, filename: str) -> Response:
+    from kyso.web.downloads import content_disposition
+
     return Response(
-        data,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        data, media_type=media_type, headers={"Content-Disposition": content_disposition(filename)}
     )
 
 

@@ -39,6 +39,7 @@ from kyso.store.models import (
 )
 from kyso.web.api_documents import read_upload
 from kyso.web.deps import context, principal
+from kyso.web.downloads import content_disposition
 from kyso.web.errors import language
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
@@ -83,7 +84,7 @@ def _download(data: bytes, fmt: spreadsheets.Format, stem: str) -> Response:
     return Response(
         data,
         media_type=media,
-        headers={"content-disposition": f'attachment; filename="{stem}.{fmt.value}"'},
+        headers={"content-disposition": content_disposition(f"{stem}.{fmt.value}")},
     )
 
 
@@ -614,7 +615,11 @@ def handover_minutes(handover_id: PublicId, ctx: Ctx, who: Who) -> Response:
     return Response(
         pdf,
         media_type="application/pdf",
-        headers={"content-disposition": f'inline; filename="bien-ban-ban-giao-{handover_id}.pdf"'},
+        headers={
+            "content-disposition": content_disposition(
+                f"bien-ban-ban-giao-{handover_id}.pdf", "inline"
+            )
+        },
     )
 
 

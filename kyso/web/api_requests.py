@@ -23,6 +23,7 @@ from kyso.lifecycle.forms import TYPE_LABELS, KeySource
 from kyso.registry.access import Principal
 from kyso.store.models import JobState, Profile, RequestState, RequestType
 from kyso.web.deps import context, principal
+from kyso.web.downloads import content_disposition
 
 log = logging.getLogger("kyso.web")
 
@@ -390,7 +391,7 @@ def bulk_template(who: Who) -> Response:
     return Response(
         bulk.template(),
         media_type=bulk.XLSX_TYPE,
-        headers={"content-disposition": 'attachment; filename="mau-01-danh-sach.xlsx"'},
+        headers={"content-disposition": content_disposition("mau-01-danh-sach.xlsx")},
     )
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from kyso import ratelimit
 from kyso.context import Context
-from kyso.registry import sessions
+from kyso.registry import login_challenges, sessions
 from kyso.settings import Settings
 from kyso.web import (
     api_certificates,
@@ -25,7 +26,7 @@ from kyso.web import (
 from kyso.web.assets import CachedStatic
 from kyso.web.limits import BodyLimit
 from kyso.web.ocsp_front import OcspFront
-from kyso.web.ratelimit import RateLimit
+from kyso.web.ratelimit import SigningPool
 
 log = logging.getLogger("kyso.web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -33,7 +34,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> None:
     """Keep pre-signed OCSP answers fresh (RFC 5019): sign what is missing or half-expired;
-    and forget browser sessions that have run out."""
+    and forget browser sessions, login challenges and rate-limit buckets that have run out."""
     while not stop.wait(every_seconds):
         try:
             ctx.responder.refresh()
@@ -44,6 +45,12 @@ def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> 
                 sessions.sweep(session)
         except Exception:
             log.exception("sweeping expired web sessions failed")
+        try:
+            with ctx.db.session() as session:
+                ratelimit.sweep(session)
+                login_challenges.sweep(session)
+        except Exception:
+            log.exception("sweeping rate-limit buckets and login challenges failed")
 
 
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
@@ -59,6 +66,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
             ).start()
         yield
         stop.set()
+        pool.close()
         ctx.close()
 
     app = FastAPI(
@@ -68,7 +76,8 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         lifespan=lifespan,
     )
     app.state.context = ctx
-    app.state.verify_limit = RateLimit(settings.verify_per_minute)
+    app.state.limiter = ratelimit.Limiter.for_settings(ctx.db, settings)
+    app.state.signing_pool = pool = SigningPool()
     errors.install(app)
     app.include_router(pki_routes.router)
     app.include_router(api_requests.router)  # before /certificates/{serial}: /expiring
@@ -83,5 +92,6 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(OcspFront, context=ctx)  # outermost: OCSP skips the framework
+    # outermost: OCSP skips the framework
+    app.add_middleware(OcspFront, context=ctx, limiter=app.state.limiter, pool=pool)
     return app

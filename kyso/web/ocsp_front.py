@@ -5,6 +5,12 @@ busiest endpoint, and each answer is already signed and stored: the framework's 
 dependency and middleware layers cost more than the answer itself (benchmarks/bench_ca.py,
 py-spy). This ASGI layer sits outermost and answers ``POST /ocsp`` and ``GET /ocsp/{b64}``
 itself; every other request goes on to the application unchanged.
+
+Answers already signed (and errors) are given on the event loop: they cost one indexed read.
+A request that needs a signature now (a nonce, a SHA-256 CertID, several certificates, a
+serial never issued) is signed on a :class:`~kyso.web.ratelimit.SigningPool` thread within
+the client's budget; over the budget, or with every signing thread busy, the answer is
+``tryLater`` (RFC 6960 §2.3), unsigned, as the RFC has it.
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kyso import clock
 from kyso.context import Context
+from kyso.errors import TooManyRequests
 from kyso.pki.ocsp import MALFORMED, MAX_REQUEST_BYTES, Answer, error_response
+from kyso.ratelimit import Limiter, Purpose
+from kyso.web.ratelimit import SigningPool, client_address
 
 log = logging.getLogger("kyso.web")
 INTERNAL_ERROR = error_response("internal_error")
+TRY_LATER = error_response("try_later")
 _MEDIA_TYPE = b"application/ocsp-response"
 
 
@@ -48,9 +58,17 @@ def answer_headers(answer: Answer) -> list[tuple[bytes, bytes]]:
 
 
 class OcspFront:
-    def __init__(self, app: ASGIApp, context: Context) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        context: Context,
+        limiter: Limiter | None = None,
+        pool: SigningPool | None = None,
+    ) -> None:
         self.app = app
         self.context = context
+        self.limiter = limiter
+        self.pool = pool or SigningPool()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -61,19 +79,27 @@ class OcspFront:
                 if body is None:
                     await _too_large(send)  # no OCSP request is that big
                 else:
-                    await self._answer(send, body)
+                    await self._answer(scope, send, body)
                 return
             if path.startswith("/ocsp/") and method in ("GET", "HEAD"):
-                await self._answer(send, _decode(scope), head=method == "HEAD")
+                await self._answer(scope, send, _decode(scope), head=method == "HEAD")
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, send: Send, request_der: bytes | None, head: bool = False) -> None:
+    async def _answer(
+        self, scope: Scope, send: Send, request_der: bytes | None, head: bool = False
+    ) -> None:
         if request_der is None:
             answer = Answer(MALFORMED)
         else:
             try:
-                answer = self.context.responder.respond(request_der)
+                stored = self.context.responder.presigned(request_der)
+                if stored is not None:
+                    answer = stored
+                else:
+                    answer = await self.pool.run(self._sign, client_address(scope), request_der)
+            except TooManyRequests:  # over the client's budget, or every thread busy
+                answer = Answer(TRY_LATER)
             except Exception:  # the relying party gets internalError, the log the cause
                 log.exception("OCSP request failed")
                 answer = Answer(INTERNAL_ERROR)
@@ -84,6 +110,16 @@ class OcspFront:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else answer.der})
+
+    def _sign(self, client: str, request_der: bytes) -> Answer:
+        """On a signing thread: a known certificate's answer signed and stored (free: once
+        per certificate), or the client's budget, then the signature."""
+        stored = self.context.responder.presigned(request_der, store=True)
+        if stored is not None:
+            return stored
+        if self.limiter is not None:
+            self.limiter.take(Purpose.OCSP_SIGNING, client)
+        return self.context.responder.respond(request_der)
 
 
 async def _too_large(send: Send) -> None:

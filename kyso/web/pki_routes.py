@@ -2,7 +2,8 @@
 
 No login (relying parties fetch these), size-limited, and answered with the media types
 RFC 2585, RFC 6960 and RFC 3161 name. OCSP (``POST /ocsp``, ``GET /ocsp/{b64}``) is answered
-before the framework, by :mod:`kyso.web.ocsp_front`.
+before the framework, by :mod:`kyso.web.ocsp_front`. A time-stamp costs a signature: it is
+made on a signing thread, within a budget per client address (``KYSO_TSA_PER_MINUTE``).
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from fastapi import APIRouter, Depends, Request, Response
 from kyso.context import Context
 from kyso.errors import NotFound, TooLarge
 from kyso.pki import crl as crl_service
+from kyso.pki import tsa as tsa_service
 from kyso.pki.authority import Identity
+from kyso.ratelimit import Purpose, RateLimited
 from kyso.store.models import IdentityRole
 from kyso.web.deps import context
+from kyso.web.ratelimit import Busy, SigningPool, spend
 
 router = APIRouter()
 Ctx = Annotated[Context, Depends(context)]
 
 MAX_TSA_REQUEST_BYTES = 16 * 1024
+_TSR = "application/timestamp-reply"
 # Row ids are 32-bit on PostgreSQL; a larger number in a URL names nothing, and must not reach
 # the database (OverflowError on SQLite, DataError on PostgreSQL: a 500 instead of a 404).
 _MAX_ID = 2**31 - 1
@@ -69,4 +74,17 @@ async def tsa(request: Request, ctx: Ctx) -> Response:
         raise TooLarge(
             f"over {MAX_TSA_REQUEST_BYTES} bytes", vi=f"quá {MAX_TSA_REQUEST_BYTES} byte"
         )
-    return Response(ctx.tsa.respond(body), media_type="application/timestamp-reply")
+    pool: SigningPool = request.app.state.signing_pool
+
+    def stamp() -> bytes:
+        spend(request, Purpose.TSA)
+        return ctx.tsa.respond(body)
+
+    try:
+        return Response(await pool.run(stamp), media_type=_TSR)
+    except RateLimited as exc:  # RFC 6585 §4: 429 and when to come back
+        refused = tsa_service.refusal(f"too many requests; retry after {exc.retry_after} s")
+        return Response(refused, 429, {"retry-after": str(exc.retry_after)}, media_type=_TSR)
+    except Busy:
+        refused = tsa_service.refusal("the time-stamping service is busy; retry in a moment")
+        return Response(refused, 503, {"retry-after": "1"}, media_type=_TSR)

@@ -1,50 +1,92 @@
-"""A per-client budget for anonymous work that costs CPU (public verification).
+"""Who the client is, and the budgets and threads of anonymous work that costs CPU.
 
-A token bucket per client address, in the memory of one process: enough to keep one
-visitor from keeping the server's cores busy; not a defence against a botnet (that belongs
-to the reverse proxy). Buckets of clients not seen for ten minutes are forgotten.
+The client address is ``scope["client"]``, as the ASGI server reports it. Behind a reverse
+proxy, ``kyso serve --forwarded-allow-ips`` names the proxies whose ``X-Forwarded-For`` is
+believed: uvicorn's ProxyHeadersMiddleware then puts the address the proxy saw into
+``scope["client"]`` (the right-most address in the header that is not itself a trusted proxy)
+and leaves it alone for any other peer. kyso never reads that header itself, so a header sent
+from anywhere else changes nothing (tests/web/test_ratelimit.py).
+
+The budgets themselves (:mod:`kyso.ratelimit`) live in the database, shared by every worker.
+A budget is a count per client; :class:`SigningPool` bounds the work at any moment: OCSP
+answers signed on the spot and time-stamps run on a few threads off the event loop, and
+beyond a queue of a few per thread a request is refused at once instead of waiting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
-import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.types import Scope
 
 from kyso.errors import TooManyRequests
+from kyso.ratelimit import Limiter, Purpose
 
-_FORGET_AFTER = 600.0
-
-
-class RateLimit:
-    def __init__(self, per_minute: int, burst: int | None = None) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = float(burst if burst is not None else max(1, per_minute // 3))
-        self._buckets: dict[str, tuple[float, float]] = {}  # client → (tokens, last seen)
-        self._lock = threading.Lock()
-
-    def take(self, client: str, now: float | None = None) -> None:
-        """Spend one unit of ``client``'s budget, or refuse with 429."""
-        if self.rate <= 0:
-            return  # switched off
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, seen = self._buckets.get(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - seen) * self.rate)
-            if tokens < 1:
-                self._buckets[client] = (tokens, now)
-                raise TooManyRequests()
-            self._buckets[client] = (tokens - 1, now)
-            if len(self._buckets) > 10_000:
-                self._buckets = {
-                    k: v for k, v in self._buckets.items() if now - v[1] < _FORGET_AFTER
-                }
+T = TypeVar("T")
 
 
-def spend_verification(request: Request) -> None:
+def client_address(scope: Scope) -> str:
+    """The client's address: the peer's, or the one a trusted proxy reported (see above)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def limiter(request: Request) -> Limiter | None:
+    return getattr(request.app.state, "limiter", None)
+
+
+def spend(request: Request, purpose: Purpose) -> None:
+    """Spend one unit of this client's budget for ``purpose`` (blocking: a database write;
+    from a worker thread, or through :func:`spend_async`)."""
+    found = limiter(request)
+    if found is not None:
+        found.take(purpose, client_address(request.scope))
+
+
+async def spend_async(request: Request, purpose: Purpose) -> None:
+    """:func:`spend` off the event loop (the write may wait for SQLite's lock)."""
+    if limiter(request) is not None:
+        await run_in_threadpool(spend, request, purpose)
+
+
+async def spend_verification(request: Request) -> None:
     """One anonymous validation from this client (signed-in users are not counted: they are
     known, and their work is their unit's)."""
-    limit: RateLimit | None = getattr(request.app.state, "verify_limit", None)
-    if limit is not None:
-        limit.take(request.client.host if request.client else "unknown")
+    await spend_async(request, Purpose.VERIFICATION)
+
+
+class Busy(TooManyRequests):
+    """Every signing thread is busy and the queue is full: try again in a moment."""
+
+
+class SigningPool:
+    """A few threads for signatures made on request (cryptography releases the GIL while it
+    signs, so one per core), and a short queue; past it :meth:`run` raises :class:`Busy`."""
+
+    def __init__(self, threads: int | None = None, queue_per_thread: int = 8) -> None:
+        self.threads = threads or os.cpu_count() or 1
+        self.capacity = self.threads * (1 + queue_per_thread)
+        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="kyso-sign")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        with self._lock:
+            if self._in_flight >= self.capacity:
+                raise Busy("all signing threads are busy", vi="mọi luồng ký đều đang bận")
+            self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

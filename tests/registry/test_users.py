@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
+import statistics
 import struct
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +17,7 @@ from sqlalchemy import select
 from kyso import clock
 from kyso.api import clients
 from kyso.errors import Forbidden, InvalidInput, Unauthenticated
+from kyso.ratelimit import Budget, Purpose, RateLimited
 from kyso.registry import totp, users
 from kyso.registry.access import cli_principal
 from kyso.registry.users import LoginStatus
@@ -107,32 +111,102 @@ def test_password_may_not_contain_the_user_name(registry, uniq) -> None:
     assert "user name" in caught.value.message("en")
 
 
-def test_five_failures_lock_the_account_for_fifteen_minutes(registry, uniq) -> None:
+def _throttle(address: str | None = None) -> users.Throttle:
+    """An address of its own (the buckets live as long as the test database), with budgets
+    small enough to reach: 5 failures per address, 10 per user name."""
+    return users.Throttle(
+        address or f"203.0.113.{secrets.randbelow(250)}-{secrets.token_hex(4)}",
+        {
+            Purpose.LOGIN: Budget(1.0, 1000),
+            Purpose.LOGIN_FAILURE: Budget(60.0, 5),
+            Purpose.LOGIN_ACCOUNT: Budget(360.0, 10),
+        },
+    )
+
+
+def _try(registry, username, password, throttle, now):
+    with registry.ctx.db.session() as session:
+        return users.login(session, username, password, now=now, throttle=throttle).status
+
+
+def test_wrong_passwords_never_lock_the_account(registry, uniq) -> None:
     username, _ = _user(registry, uniq)
     start = clock.now()
-    for attempt in range(4):
+    for attempt in range(20):
         assert _login(registry, username, "wrong-password", now=start) is LoginStatus.FAILED, (
             attempt
         )
-    assert _login(registry, username, "wrong-password", now=start) is LoginStatus.LOCKED
-    # Even the right password is refused while locked, and this does not extend the lock.
-    assert (
-        _login(registry, username, PASSWORD, now=start + timedelta(minutes=14))
-        is LoginStatus.LOCKED
-    )
-    with registry.ctx.db.read() as session:
-        user = users.by_username(session, username)
-        assert user is not None and user.locked_until == start + timedelta(minutes=15)
-    assert (
-        _login(registry, username, PASSWORD, now=start + timedelta(minutes=15, seconds=1))
-        is LoginStatus.OK
-    )
+    assert _login(registry, username, PASSWORD, now=start) is LoginStatus.OK
     with registry.ctx.db.read() as session:
         user = users.by_username(session, username)
         assert user is not None and user.failed_logins == 0 and user.locked_until is None
-    with pytest.raises(Unauthenticated) as caught:
-        users.LoginResult(LoginStatus.LOCKED, None, start).raise_for_status()
-    assert "tạm khóa" in caught.value.message("vi")
+
+
+def test_an_address_that_keeps_failing_is_throttled_not_the_account(registry, uniq) -> None:
+    username, _ = _user(registry, uniq)
+    start = clock.now()
+    guesser = _throttle()
+    for _ in range(5):
+        assert _try(registry, username, "wrong-password", guesser, start) is LoginStatus.FAILED
+    # Nothing is checked any more from that address, not even the right password …
+    assert _try(registry, username, PASSWORD, guesser, start) is LoginStatus.THROTTLED
+    with registry.ctx.db.session() as session:
+        result = users.login(session, username, PASSWORD, now=start, throttle=guesser)
+    with pytest.raises(RateLimited) as caught:
+        result.raise_for_status()
+    assert "thử lại sau" in caught.value.message("vi") and caught.value.http_status == 429
+    # … while the owner, from their own address, logs in at once.
+    assert _try(registry, username, PASSWORD, _throttle(), start) is LoginStatus.OK
+    # A minute later the guesser has one more try.
+    later = start + timedelta(seconds=61)
+    assert _try(registry, username, "wrong-password", guesser, later) is LoginStatus.FAILED
+    assert _try(registry, username, "wrong-password", guesser, later) is LoginStatus.THROTTLED
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["existing user", "no such user"])
+def test_a_name_under_attack_slows_down_only_addresses_that_failed(registry, uniq, exists) -> None:
+    username = _user(registry, uniq)[0] if exists else f"u{uniq()}-nobody"
+    start = clock.now()
+    botnet = [_throttle() for _ in range(5)]
+    for bot in botnet:  # ten failures on the name, two from each address
+        for _ in range(2):
+            assert _try(registry, username, "wrong-password", bot, start) is LoginStatus.FAILED
+    # Each bot is far from its own limit, but it failed on a name under attack: refused.
+    assert _try(registry, username, "guess-3", botnet[0], start) is LoginStatus.THROTTLED
+    # A clean address is still heard: the right password logs in, a wrong one marks it.
+    owner = _try(registry, username, PASSWORD, _throttle(), start)
+    assert owner is (LoginStatus.OK if exists else LoginStatus.FAILED)
+    newcomer = _throttle()
+    assert _try(registry, username, "guess-4", newcomer, start) is LoginStatus.FAILED
+    assert _try(registry, username, "guess-5", newcomer, start) is LoginStatus.THROTTLED
+
+
+def test_every_failure_reads_the_same_and_costs_the_same(registry, uniq) -> None:
+    """No account enumeration: no such user, a wrong password and a disabled account give the
+    same status and message, each after one Argon2 check."""
+    username, _ = _user(registry, uniq)
+    disabled, _ = _user(registry, uniq)
+    with registry.ctx.db.session() as session:
+        user = users.by_username(session, disabled)
+        assert user is not None
+        users.deactivate(ADMIN, session, user.public_id)
+    cases = {"unknown": f"u{uniq()}-nobody", "wrong password": username, "disabled": disabled}
+    messages = set()
+    timings: dict[str, list[float]] = {case: [] for case in cases}
+    for _ in range(5):
+        for case, name in cases.items():
+            begun = time.perf_counter()
+            with registry.ctx.db.session() as session:
+                result = users.login(session, name, "wrong-password", throttle=_throttle())
+            timings[case].append(time.perf_counter() - begun)
+            assert result.status is LoginStatus.FAILED and result.user is None, case
+            with pytest.raises(Unauthenticated) as caught:
+                result.raise_for_status()
+            messages.add((caught.value.message("vi"), caught.value.message("en")))
+    assert len(messages) == 1
+    medians = {case: statistics.median(times) for case, times in timings.items()}
+    slowest, fastest = max(medians.values()), min(medians.values())
+    assert fastest > slowest * 0.5, medians  # Argon2 (~tens of ms) dominates every case
 
 
 def test_a_success_resets_the_failure_count(registry, uniq) -> None:

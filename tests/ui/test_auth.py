@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
+import pytest
 from conftest import Instance
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from support.world import World
 
 from kyso import clock
 from kyso.context import Context
-from kyso.registry import sessions, totp, users
+from kyso.registry import login_challenges, sessions, totp, users
 from kyso.registry.access import cli_principal
-from kyso.store.models import Role, WebSession
+from kyso.settings import Settings
+from kyso.store.models import LoginChallenge, Role, WebSession
+from kyso.web.app import create_app
+from kyso.web.ui.auth import PENDING
 
 from .conftest import CSRF, Web
 
@@ -97,16 +105,86 @@ def test_admin_needs_the_totp_code_and_a_code_is_used_once(
     assert replay.status_code == 401
 
 
-def test_wrong_passwords_lock_the_account(instance: Instance, world: World, web: Web) -> None:
-    username, password, _ = _make_user(instance, world, Role.UNIT_OFFICER, "nganson")
+@pytest.fixture
+def real_budgets(instance: Instance) -> Iterator[FastAPI]:
+    """The app with the default login budgets (the suite's instance raises them: every test
+    logs in from one address)."""
+    base = Settings.from_env(instance.env)
+    defaults = Settings(home=base.home, database_url=base.database_url)
+    app = create_app(
+        dataclasses.replace(
+            base,
+            login_per_minute=defaults.login_per_minute,
+            login_failures_per_hour=defaults.login_failures_per_hour,
+        ),
+        scheduler=False,
+    )
+    yield app
+    app.state.context.close()
+
+
+def _visitor(app: FastAPI, world: World, address: str | None = None) -> Web:
+    """A browser at ``address`` (a new one unless given)."""
+    address = address or f"203.0.113.{secrets.randbelow(250)}-{secrets.token_hex(4)}"
+    return Web(TestClient(app, raise_server_exceptions=False, client=(address, 40000)), world)
+
+
+def test_login_failures_do_not_tell_whether_an_account_exists(
+    instance: Instance, world: World, web: Web
+) -> None:
+    username, _, _ = _make_user(instance, world, Role.UNIT_OFFICER, "nganson")
+    disabled, _, _ = _make_user(instance, world, Role.SIGNER, "babe")
+    with instance.ctx.db.session() as session:
+        user = users.by_username(session, disabled)
+        assert user is not None
+        users.deactivate(cli_principal("cli:test"), session, user.public_id)
+    wrong = [_form(web, "/login", {"username": username, "password": "sai"}) for _ in range(6)]
+    answers = {
+        "wrong password, six times": wrong[-1],
+        "no such user": _form(web, "/login", {"username": "khong-co-ai", "password": "sai"}),
+        "disabled": _form(web, "/login", {"username": disabled, "password": "đúng-mật-khẩu-2026"}),
+    }
+    for case, answer in answers.items():
+        assert answer.status_code == 401, case  # type: ignore[attr-defined]
+    errors = {
+        case: re.search(r'class="[^"]*error[^"]*"[^>]*>([^<]+)<', answer.text).group(1)  # type: ignore[attr-defined,union-attr]
+        for case, answer in answers.items()
+    }
+    assert len(set(errors.values())) == 1, errors
+    assert "tạm khóa" not in str(errors)
+
+
+def test_an_address_guessing_passwords_is_throttled_but_the_owner_still_logs_in(
+    instance: Instance, world: World, real_budgets: FastAPI, fake_clock: clock.FakeClock
+) -> None:
+    username, password, _ = _make_user(instance, world, Role.UNIT_OFFICER, "tnmt")
+    guesser = _visitor(real_budgets, world)
     statuses = [
-        _form(web, "/login", {"username": username, "password": "sai-mật-khẩu"}).status_code  # type: ignore[attr-defined]
-        for _ in range(users.MAX_FAILURES)
+        _form(guesser, "/login", {"username": username, "password": f"sai-{i}"}).status_code  # type: ignore[attr-defined]
+        for i in range(11)
     ]
-    assert statuses[-1] == 423
-    locked = _form(web, "/login", {"username": username, "password": password})
-    assert locked.status_code == 423  # type: ignore[attr-defined]
-    assert "tạm khóa" in locked.text  # type: ignore[attr-defined]
+    assert statuses == [401] * 10 + [429]
+    refused = _form(guesser, "/login", {"username": username, "password": password})
+    assert refused.status_code == 429 and "thử lại sau" in refused.text  # type: ignore[attr-defined]
+    owner = _visitor(real_budgets, world)
+    assert _form(owner, "/login", {"username": username, "password": password}).status_code == 303  # type: ignore[attr-defined]
+
+
+def test_every_login_attempt_from_an_address_is_counted(
+    instance: Instance, world: World, real_budgets: FastAPI, fake_clock: clock.FakeClock
+) -> None:
+    """Right or wrong, an address has 60 attempts a minute (20 at once)."""
+    username, password, _ = _make_user(instance, world, Role.UNIT_OFFICER, "babe")
+    address = f"198.51.100.{secrets.randbelow(250)}-{secrets.token_hex(4)}"
+    statuses = [
+        _form(
+            _visitor(real_budgets, world, address),
+            "/login",
+            {"username": username, "password": password},
+        ).status_code  # type: ignore[attr-defined]
+        for _ in range(21)
+    ]
+    assert statuses == [303] * 20 + [429]
 
 
 def test_empty_login_fields_get_messages_next_to_them(web: Web) -> None:
@@ -217,33 +295,110 @@ def _session_id(ctx: Context, token: str) -> int:
         ).scalar_one()
 
 
-def test_guessing_the_current_password_locks_the_account_but_not_the_session(
-    instance: Instance, world: World, web_for: Callable[..., Web]
+def test_guessing_the_current_password_is_throttled_but_locks_nobody_out(
+    instance: Instance, world: World, real_budgets: FastAPI, fake_clock: clock.FakeClock
 ) -> None:
     username, password, _ = _make_user(instance, world, Role.UNIT_OFFICER, "tnmt")
     with instance.ctx.db.read() as session:
         user = users.by_username(session, username)
     assert user is not None
-    visitor = web_for().login(user)
+    visitor = _visitor(real_budgets, world).login(user)
+    change = {"new": "mật-khẩu-mới-2027", "again": "mật-khẩu-mới-2027"}
     guesses = [
-        visitor.post(
-            "/account/password",
-            {"current": f"đoán-sai-{i}", "new": "mật-khẩu-mới-2027", "again": "mật-khẩu-mới-2027"},
-        ).status_code
-        for i in range(users.MAX_FAILURES)
+        visitor.post("/account/password", {"current": f"đoán-sai-{i}", **change}).status_code
+        for i in range(10)
     ]
-    assert guesses == [422] * users.MAX_FAILURES
-    # Locked now: even the right password is refused, and a new login too…
-    right = visitor.post(
-        "/account/password",
-        {"current": password, "new": "mật-khẩu-mới-2027", "again": "mật-khẩu-mới-2027"},
-    )
-    assert right.status_code == 422 and "tạm khóa" in right.text
-    assert (
-        _form(web_for(), "/login", {"username": username, "password": password}).status_code == 423
-    )  # type: ignore[attr-defined]
-    # … but someone typing wrong passwords does not throw the user out of their session.
+    assert guesses == [422] * 10
+    # From this address nothing is checked any more, not even the right password …
+    right = visitor.post("/account/password", {"current": password, **change})
+    assert right.status_code == 422 and "thử lại sau" in right.text
+    # … but the owner logs in from their own address, and the session is not thrown out.
+    owner = _visitor(real_budgets, world)
+    assert _form(owner, "/login", {"username": username, "password": password}).status_code == 303  # type: ignore[attr-defined]
     assert visitor.get("/").status_code == 200
+
+
+def _pending(web: Web) -> str:
+    token = web.client.cookies.get(PENDING)
+    assert token
+    return token
+
+
+def _wrong(code: str) -> str:
+    return "000000" if code != "000000" else "111111"
+
+
+def test_the_code_step_is_bound_to_the_browser_and_only_a_hash_is_kept(
+    instance: Instance, world: World, web: Web, web_for: Callable[..., Web]
+) -> None:
+    username, password, secret = _make_user(instance, world, Role.PROVINCE_ADMIN, "province")
+    assert secret is not None
+    _form(web, "/login", {"username": username, "password": password})
+    token = _pending(web)
+    with instance.ctx.db.read() as session:
+        stored = session.execute(
+            select(LoginChallenge).where(
+                LoginChallenge.token_hash == hashlib.sha256(token.encode()).hexdigest()
+            )
+        ).scalar_one()
+    assert token not in (stored.token_hash, stored.browser_hash)
+    # The cookie copied into another browser opens nothing there …
+    thief = web_for()
+    thief.client.cookies.set(PENDING, token, domain="testserver.local", path="/")
+    code = totp.code_at(secret, clock.now())
+    stolen = _form(thief, "/login/code", {"code": code})
+    assert stolen.status_code == 303 and stolen.headers["location"] == "/login"  # type: ignore[attr-defined]
+    assert thief.get("/", follow_redirects=False).status_code == 303
+    # … and the browser that gave the password still finishes its login.
+    right = _form(web, "/login/code", {"code": code})
+    assert right.status_code == 303 and right.headers["location"] == "/"  # type: ignore[attr-defined]
+
+
+def test_a_challenge_is_used_once(instance: Instance, world: World) -> None:
+    user = world.users["officer"]
+    with instance.ctx.db.session() as session:
+        token = login_challenges.start(session, user, "browser-id-" + "a" * 20)
+    with instance.ctx.db.session() as session:
+        assert login_challenges.spend(session, token, "browser-id-" + "a" * 20) is not None
+    with instance.ctx.db.session() as session:  # replayed after it served
+        assert login_challenges.spend(session, token, "browser-id-" + "a" * 20) is None
+
+
+def test_a_wrong_code_spends_the_challenge_and_tries_are_few(
+    instance: Instance, world: World, web: Web
+) -> None:
+    username, password, secret = _make_user(instance, world, Role.AUDITOR, "province")
+    assert secret is not None
+    _form(web, "/login", {"username": username, "password": password})
+    first = _pending(web)
+    code = totp.code_at(secret, clock.now())
+    wrong = _form(web, "/login/code", {"code": _wrong(code)})
+    assert wrong.status_code == 401  # type: ignore[attr-defined]
+    second = _pending(web)
+    assert second != first
+    # The first cookie, replayed after its wrong code, is refused even with the right code.
+    web.client.cookies.set(PENDING, first, domain="testserver.local", path="/")
+    replay = _form(web, "/login/code", {"code": code})
+    assert replay.status_code == 303 and replay.headers["location"] == "/login"  # type: ignore[attr-defined]
+    web.client.cookies.set(PENDING, second, domain="testserver.local", path="/")
+    assert _form(web, "/login/code", {"code": _wrong(code)}).status_code == 401  # type: ignore[attr-defined]
+    last = _form(web, "/login/code", {"code": _wrong(code)})  # the third wrong code
+    assert last.status_code == 303 and last.headers["location"] == "/login"  # type: ignore[attr-defined]
+    assert login_challenges.MAX_TRIES == 3
+    assert web.get("/", follow_redirects=False).status_code == 303  # not logged in
+
+
+def test_a_challenge_expires_after_five_minutes(
+    instance: Instance, world: World, web: Web, fake_clock: clock.FakeClock
+) -> None:
+    username, password, secret = _make_user(instance, world, Role.PROVINCE_ADMIN, "province")
+    assert secret is not None
+    _form(web, "/login", {"username": username, "password": password})
+    fake_clock.advance(timedelta(minutes=5, seconds=1))
+    late = _form(web, "/login/code", {"code": totp.code_at(secret, clock.now())})
+    assert late.status_code == 303 and late.headers["location"] == "/login"  # type: ignore[attr-defined]
+    with instance.ctx.db.session() as session:
+        assert login_challenges.sweep(session) >= 1
 
 
 def test_hostile_values_get_a_clear_refusal_not_an_error(

@@ -8,19 +8,23 @@ tests too.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import subprocess
 import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from asn1crypto import cms
+from asn1crypto import cms, core
+from asn1crypto import x509 as asn1_x509
 from conftest import Instance
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fixtures.pdf import samples
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from kyso import clock
 from kyso.context import Context
@@ -30,17 +34,26 @@ from kyso.keys.software import SoftwareKey
 from kyso.pki import issuance, status
 from kyso.pki.names import parse_subject
 from kyso.pki.tsa import TimeStampAuthority
-from kyso.signing.cades import sign_cms
+from kyso.signing.cades import run_sync, sign_cms
 from kyso.signing.identity import SignerIdentity, from_keystore
+from kyso.signing.pades import sign_pdf
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.store.models import Profile, RevocationReason
-from kyso.validation.cms import validate_cms
-from kyso.validation.report import Indication, RevocationStatus, SubIndication
+from kyso.validation.cms import path_failure, validate_cms
+from kyso.validation.pdf import validate_pdf
+from kyso.validation.report import (
+    Indication,
+    RevocationStatus,
+    ScopeKind,
+    SubIndication,
+    ValidationReport,
+)
 from kyso.validation.trust import TrustContext, trust_context
 from kyso.validation.verify import detect_kind, verify
 
 DATA = "Quyết định số 42/QĐ-UBND ngày 14/3/2025 của UBND tỉnh Bắc Kạn.\n".encode()
 PEM = serialization.Encoding.PEM
+DER = serialization.Encoding.DER
 
 
 # -- helpers shared with the XML and e-mail validation tests -----------------------------
@@ -576,3 +589,320 @@ def test_a_pdf_is_still_a_pdf(pdf_document: bytes) -> None:
 )
 def test_cms_is_recognised_by_its_content_info(head: bytes) -> None:
     assert detect_kind(head + b"%PDF-1.7\n" + b"\x00" * 64) == "cms"
+
+
+# -- signatures made by hand, as other tools make them ---------------------------------------
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + body
+
+
+def _attribute(oid: str, *values: bytes) -> bytes:
+    return _tlv(0x30, core.ObjectIdentifier(oid).dump() + _tlv(0x31, b"".join(values)))
+
+
+def _signed_attributes(digest: bytes, *extra: bytes, content_type: bool = True) -> bytes:
+    """A SET OF attributes in DER order, as raw bytes (so odd values can be put in)."""
+    attrs = [
+        _attribute("1.2.840.113549.1.9.4", core.OctetString(digest).dump()),  # message-digest
+        _attribute(
+            "1.2.840.113549.1.9.5",  # signing-time
+            core.UTCTime(dt.datetime.now(dt.UTC).replace(microsecond=0)).dump(),
+        ),
+        *extra,
+    ]
+    if content_type:
+        attrs.append(
+            _attribute("1.2.840.113549.1.9.3", core.ObjectIdentifier("1.2.840.113549.1.7.1").dump())
+        )
+    longest = max(map(len, attrs))
+    return _tlv(0x31, b"".join(sorted(attrs, key=lambda a: a.ljust(longest, b"\x00"))))
+
+
+def _signer_info(signer: PemSigner, signed_attrs: bytes) -> cms.SignerInfo:
+    key = serialization.load_pem_private_key(signer.key.read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    cert = asn1_x509.Certificate.load(signer.identity.certificate.public_bytes(DER))
+    return cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": {
+                        "issuer": cert.issuer,
+                        "serial_number": cert.serial_number,
+                    }
+                }
+            ),
+            "digest_algorithm": {"algorithm": "sha256"},
+            "signed_attrs": cms.CMSAttributes.load(signed_attrs),
+            "signature_algorithm": {"algorithm": "sha256_rsa"},
+            "signature": key.sign(signed_attrs, padding.PKCS1v15(), hashes.SHA256()),
+        }
+    )
+
+
+def cms_with_attributes(data: bytes, signer: PemSigner, *extra: bytes) -> bytes:
+    """A detached CMS whose signed attributes include ``extra`` (raw DER attributes)."""
+    info = _signer_info(signer, _signed_attributes(hashlib.sha256(data).digest(), *extra))
+    cert = asn1_x509.Certificate.load(signer.identity.certificate.public_bytes(DER))
+    signed_data = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {"content_type": "data"},
+            "certificates": [cert],
+            "signer_infos": [info],
+        }
+    )
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+
+
+def countersign(signature: bytes, countersigner: PemSigner, *, over: bytes | None = None) -> bytes:
+    """``signature`` with a countersignature (RFC 5652 §11.4) by ``countersigner`` added to
+    the last signature or countersignature of its first signer. The countersignature signs
+    the digest of that signature value, or of ``over`` to make one that does not match."""
+    content_info = cms.ContentInfo.load(signature)
+    signed_data = content_info["content"]
+    parent = target = signed_data["signer_infos"][0]
+    chain = [parent]
+    while True:
+        nested = [
+            a["values"][0]
+            for a in (target["unsigned_attrs"] or [])
+            if a["type"].native == "counter_signature"
+        ]
+        if not nested:
+            break
+        target = nested[0]
+        chain.append(target)
+    value = target["signature"].native if over is None else over
+    counter = _signer_info(
+        countersigner,
+        _signed_attributes(hashlib.sha256(value).digest(), content_type=False),
+    )
+    # Rebuild the chain of unsigned attributes bottom-up, adding the new countersignature.
+    new = counter
+    for info in reversed(chain):
+        others = [
+            a for a in (info["unsigned_attrs"] or []) if a["type"].native != "counter_signature"
+        ]
+        info = cms.SignerInfo.load(info.dump())
+        info["unsigned_attrs"] = cms.CMSAttributes(
+            [*others, cms.CMSAttribute({"type": "counter_signature", "values": [new]})]
+        )
+        new = info
+    cert = asn1_x509.Certificate.load(countersigner.identity.certificate.public_bytes(DER))
+    certs = [c for c in signed_data["certificates"] or []]
+    signed_data["certificates"] = cms.CertificateSet(
+        [*certs, cms.CertificateChoices({"certificate": cert})]
+    )
+    signed_data["signer_infos"] = cms.SignerInfos([new])
+    return content_info.dump()
+
+
+@pytest.fixture(scope="module")
+def countersigner(sqlite_ctx: Context, tmp_path_factory: pytest.TempPathFactory) -> PemSigner:
+    return pem_signer(sqlite_ctx, tmp_path_factory.mktemp("cms-countersigner"))
+
+
+def test_a_signed_attribute_asn1crypto_cannot_parse_is_noted_not_damaged(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    """EU DSS's cades-enveloping.pkcs7 carries a signer-attributes-v2 that asn1crypto cannot
+    parse strictly; the signature is over the attributes' bytes as received, so it can be
+    verified all the same, and the odd attribute is said."""
+    odd = _attribute("0.4.0.19122.1.1", b"\x02\x01\x05")  # signer-attributes-v2: an INTEGER
+    unknown = _attribute("1.3.6.1.4.1.99999.1.1", core.UTF8String("ghi chú").dump())
+    signature = cms_with_attributes(DATA, tools, odd, unknown)
+    with pytest.raises(ValueError):
+        cms.ContentInfo.load(signature)["content"]["signer_infos"]._parse_children(recurse=True)
+
+    (sig,) = validate_cms(signature, DATA, trust).signatures
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    assert sig.integrity
+    notes = [n.text_en for n in sig.notes]
+    assert any("signer_attributes_v2" in n and "could not be read" in n for n in notes), notes
+    assert any("1.3.6.1.4.1.99999.1.1" in n and "does not interpret" in n for n in notes), notes
+    assert all(n.text_vi for n in sig.notes)
+
+
+def test_signed_attributes_out_of_der_order_verify_over_their_der_encoding(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    """RFC 5652 §5.4: the signature is over the DER encoding of the signed attributes; a
+    signer may send them in another order (EU DSS's DSS-667 files)."""
+    signature = cms_with_attributes(DATA, tools)
+    info = cms.ContentInfo.load(signature)["content"]["signer_infos"][0]
+    attrs = info["signed_attrs"]
+    elements = [a.dump() for a in attrs]
+    reordered = _tlv(0xA0, b"".join(reversed(elements)))
+    der = attrs.dump()
+    assert reordered != der and len(reordered) == len(der)
+    (sig,) = validate_cms(signature.replace(der, reordered), DATA, trust).signatures
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    assert any("DER" in n.text_en for n in sig.notes)
+
+
+def test_nul_padding_after_the_cms_is_ignored(tools: PemSigner, trust: TrustContext) -> None:
+    padded = sign_cms(DATA, tools.identity) + b"\x00" * 2048
+    assert validate_cms(padded, DATA, trust).passed
+
+
+def test_a_countersignature_is_reported_with_its_own_verdict(
+    tools: PemSigner, countersigner: PemSigner, trust: TrustContext
+) -> None:
+    signature = countersign(sign_cms(DATA, tools.identity), countersigner)
+    report = validate_cms(signature, DATA, trust)
+    (sig,) = report.signatures
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    (counter,) = sig.counter_signatures
+    assert counter.indication is Indication.TOTAL_PASSED, counter.message_en
+    assert counter.integrity and counter.trusted_chain
+    assert counter.signer is not None
+    assert counter.signer.serial == countersigner.identity.certificate.serial_number.__format__("x")
+    assert "countersignature" in counter.format
+    assert [s.kind for s in counter.scope] == [ScopeKind.SIGNATURE]
+    assert "countersign" in counter.message_en and "xác nhận" in counter.message_vi
+    assert report.passed
+    assert "countersignature" in report.message_en
+    again = ValidationReport.from_dict(report.to_dict())
+    assert again.signatures[0].counter_signatures[0].indication is Indication.TOTAL_PASSED
+
+
+def test_a_countersignature_that_does_not_match_fails_on_its_own(
+    tools: PemSigner, countersigner: PemSigner, trust: TrustContext
+) -> None:
+    """As EU DSS reports it: the countersignature is a signature of its own, TOTAL-FAILED;
+    the signature it was meant to countersign keeps its own verdict; and the document is not
+    TOTAL-PASSED, since not every signature on it is valid."""
+    signature = countersign(sign_cms(DATA, tools.identity), countersigner, over=b"another value")
+    report = validate_cms(signature, DATA, trust)
+    (sig,) = report.signatures
+    assert sig.indication is Indication.TOTAL_PASSED
+    (counter,) = sig.counter_signatures
+    assert (counter.indication, counter.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    )
+    assert report.indication is Indication.TOTAL_FAILED and not report.passed
+    assert "1 not valid" in report.message_en
+
+
+def test_countersignatures_of_countersignatures_are_followed(
+    tools: PemSigner, countersigner: PemSigner, trust: TrustContext
+) -> None:
+    signature = countersign(countersign(sign_cms(DATA, tools.identity), countersigner), tools)
+    (sig,) = validate_cms(signature, DATA, trust).signatures
+    (counter,) = sig.counter_signatures
+    (inner,) = counter.counter_signatures
+    assert inner.indication is Indication.TOTAL_PASSED, inner.message_en
+    assert inner.field_name == "countersignature 1.1.1"
+
+
+def test_what_a_cms_signature_covers_is_said(tools: PemSigner, trust: TrustContext) -> None:
+    (detached,) = validate_cms(sign_cms(DATA, tools.identity), DATA, trust).signatures
+    (scope,) = detached.scope
+    assert scope.kind is ScopeKind.DETACHED
+    assert hashlib.sha256(DATA).hexdigest() in scope.description_en
+    assert str(len(DATA)) in scope.description_vi
+
+    attached = sign_cms(DATA, tools.identity, detached=False)
+    (sig,) = validate_cms(attached, None, trust).signatures
+    assert [s.kind for s in sig.scope] == [ScopeKind.FULL]
+
+    (missing,) = validate_cms(sign_cms(DATA, tools.identity), None, trust).signatures
+    assert [s.kind for s in missing.scope] == [ScopeKind.NOTHING]
+
+
+# -- reasons name the real cause --------------------------------------------------------------
+
+
+def _chain_of_three(
+    *, ca_days: tuple[int, int], signer_days: tuple[int, int], crl: bool = False
+) -> tuple[SignerIdentity, x509.Certificate, x509.Certificate]:
+    """(signer, intermediate, root) of a CA made here; validity in days from now."""
+    now = dt.datetime.now(dt.UTC)
+
+    def make(
+        cn: str, issuer: x509.Name, signing_key, key, days: tuple[int, int], *, ca: bool
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + dt.timedelta(days=days[0]))
+            .not_valid_after(now + dt.timedelta(days=days[1]))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(_usage(signer=not ca), critical=True)
+        )
+        if crl and not ca:
+            point = x509.DistributionPoint(
+                [x509.UniformResourceIdentifier("http://crl.invalid/ca.crl")], None, None, None
+            )
+            builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    root_key, ca_key, key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    root = make("Root CA lạ", _name("Root CA lạ"), root_key, root_key, (-400, 4000), ca=True)
+    ca = make("CA trung gian lạ", root.subject, root_key, ca_key, ca_days, ca=True)
+    cert = make("Người ký lạ", ca.subject, ca_key, key, signer_days, ca=False)
+    return SignerIdentity(SoftwareKey("chain", key), cert, [ca, root]), ca, root
+
+
+def test_an_expired_ca_certificate_is_named_not_the_signers() -> None:
+    identity, ca, root = _chain_of_three(ca_days=(-300, -1), signer_days=(-200, 200))
+    (sig,) = validate_cms(sign_cms(DATA, identity), DATA, TrustContext([root])).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.OUT_OF_BOUNDS_NO_POE,
+    )
+    assert "CA trung gian lạ" in sig.message_en and "CA certificate" in sig.message_en
+    assert "signer's certificate expired" not in sig.message_en
+    vi, en = local_text(ca.not_valid_after_utc)
+    assert vi in sig.message_vi and en in sig.message_en
+
+
+def test_a_past_moment_validates_a_signature_whose_certificate_has_since_expired() -> None:
+    identity, _, root = _chain_of_three(ca_days=(-300, 300), signer_days=(-20, -2))
+    signature = sign_cms(DATA, identity)
+    trust = TrustContext([root])
+    (now,) = validate_cms(signature, DATA, trust).signatures
+    assert now.sub_indication is SubIndication.OUT_OF_BOUNDS_NO_POE
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    report = validate_cms(signature, DATA, trust, moment=then)
+    assert report.passed, report.signatures[0].message_en
+    assert report.validated_at == then
+
+
+def test_missing_revocation_data_is_never_chain_constraints(
+    tmp_path: Path,
+) -> None:
+    """A signer whose CA publishes a CRL that nobody supplied: the revocation status could not
+    be checked (EN 319 102-1 TRY_LATER), whatever the format; not a fault of the chain."""
+    identity, ca, root = _chain_of_three(ca_days=(-300, 300), signer_days=(-20, 200), crl=True)
+    trust = TrustContext([root])
+    (sig,) = validate_cms(sign_cms(DATA, identity), DATA, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.TRY_LATER,
+    )
+    assert "revocation" in sig.message_en and "thu hồi" in sig.message_vi
+
+    # pyHanko reports the same case in a PDF as a general chain failure; kyso's reading of
+    # certvalidator's error names it.
+    signed = sign_pdf(samples.official_document(), identity)
+    (pdf_sig,) = validate_pdf(signed, trust).signatures
+    assert pdf_sig.sub_indication is not SubIndication.CHAIN_CONSTRAINTS_FAILURE
+    embedded = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
+    context = trust.validation_context(for_certs=[identity.certificate])
+    others = [asn1_x509.Certificate.load(c.public_bytes(DER)) for c in (ca, root)]
+    outcome = run_sync(path_failure(embedded.signer_cert, others, context))
+    assert outcome == (Indication.INDETERMINATE, SubIndication.TRY_LATER)

@@ -7,9 +7,12 @@ show in the very next answer: the responder re-signs in the same transaction.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import subprocess
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,13 +27,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from kyso.context import Context
 from kyso.pki import issuance, status
 from kyso.pki.lint import errors, lint_ocsp_response
 from kyso.pki.names import parse_subject
+from kyso.settings import Settings
 from kyso.store.models import IdentityRole, OcspResponse, Profile, RevocationReason
+from kyso.web.app import create_app
 
 pytestmark = pytest.mark.interop
 
@@ -420,3 +426,90 @@ def test_issuer_the_ca_does_not_know_is_unauthorized(
     posted = http.post(f"{server.url}/ocsp", content=request_der)
     assert _status_of(posted) == "unauthorized"
     assert _status_of(_get(http, server.url, request_der)) == "unauthorized"
+
+
+# -- the cost of answers signed on the spot (issue 9, item 5) -----------------------------------
+
+
+@pytest.fixture
+def limited_app(server) -> Iterator[FastAPI]:
+    """The app in process with a budget of two on-the-spot OCSP signatures per client."""
+    settings = Settings.from_env({**server.instance.env, "KYSO_OCSP_SIGN_PER_MINUTE": "6"})
+    app = create_app(settings, scheduler=False)
+    yield app
+    app.state.signing_pool.close()
+    app.state.context.close()
+
+
+def _nonce_request(files: Files, tmp_path: Path, name: str) -> bytes:
+    out = tmp_path / f"{name}.der"
+    subprocess.run(
+        ["openssl", "ocsp", "-issuer", files.issuing, "-cert", files.leaf, "-reqout", out],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return out.read_bytes()
+
+
+async def _post_ocsp(app: FastAPI, client: str, bodies: list[bytes]) -> list[str]:
+    transport = httpx.ASGITransport(app=app, client=(client, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://kyso.test") as http:
+        return [_status_of(await http.post("/ocsp", content=body)) for body in bodies]
+
+
+@pytest.mark.anyio
+async def test_answers_signed_on_the_spot_have_a_budget_per_client_presigned_ones_none(
+    server, limited_app: FastAPI, tmp_path: Path
+) -> None:
+    files = _issue(server.instance.ctx, tmp_path)
+    nonces = [_nonce_request(files, tmp_path, f"n{i}") for i in range(3)]
+    presigned = _request_der(files, tmp_path)
+    client = f"192.0.2.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}"
+    # RFC 6960 §2.3: tryLater, unsigned, once the client's budget is spent …
+    assert await _post_ocsp(limited_app, client, nonces) == ["successful"] * 2 + ["try_later"]
+    # … while the pre-signed answer costs nothing and is never refused.
+    assert await _post_ocsp(limited_app, client, [presigned] * 10) == ["successful"] * 10
+    # Another client has its own budget.
+    assert await _post_ocsp(limited_app, f"{client}-b", nonces[:1]) == ["successful"]
+
+
+@pytest.mark.anyio
+async def test_answers_signed_on_the_spot_are_signed_off_the_event_loop(
+    server, limited_app: FastAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _issue(server.instance.ctx, tmp_path)
+    responder = limited_app.state.context.responder
+    signed_on: list[int] = []
+    respond = responder.respond
+
+    def watched(request_der: bytes) -> object:
+        signed_on.append(threading.get_ident())
+        return respond(request_der)
+
+    monkeypatch.setattr(responder, "respond", watched)
+    statuses = await _post_ocsp(
+        limited_app, f"198.51.100.{uuid.uuid4().int % 250}", [_nonce_request(files, tmp_path, "n")]
+    )
+    assert statuses == ["successful"]
+    assert signed_on and threading.get_ident() not in signed_on
+
+
+@pytest.mark.anyio
+async def test_with_every_signing_thread_busy_the_answer_is_try_later_at_once(
+    server, limited_app: FastAPI, tmp_path: Path
+) -> None:
+    files = _issue(server.instance.ctx, tmp_path)
+    request = _nonce_request(files, tmp_path, "n")
+    pool = limited_app.state.signing_pool
+    pool.capacity = 1
+    release = threading.Event()
+    hold = asyncio.create_task(pool.run(release.wait))
+    try:
+        while pool._in_flight < 1:
+            await asyncio.sleep(0.01)
+        statuses = await _post_ocsp(limited_app, f"203.0.113.{uuid.uuid4().int % 250}", [request])
+        assert statuses == ["try_later"]
+    finally:
+        release.set()
+        await hold

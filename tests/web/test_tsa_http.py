@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from kyso.pki.tsa import TimeStampResp
+from kyso.settings import Settings
 from kyso.store.models import IdentityRole
+from kyso.web.app import create_app
 
 pytestmark = pytest.mark.interop
 
@@ -118,3 +124,81 @@ def test_oversized_query_is_413_json(server, http: httpx.Client) -> None:
     body = reply.json()
     assert body["code"] == "too_large"
     assert body["message"]
+
+
+# -- the cost of a time-stamp (issue 9, item 5) --------------------------------------------------
+
+
+@pytest.fixture
+def limited_app(server) -> Iterator[FastAPI]:
+    """The app in process with a budget of one time-stamp at once per client."""
+    app = create_app(
+        Settings.from_env({**server.instance.env, "KYSO_TSA_PER_MINUTE": "3"}), scheduler=False
+    )
+    yield app
+    app.state.signing_pool.close()
+    app.state.context.close()
+
+
+async def _stamp(app: FastAPI, client: str, body: bytes) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, client=(client, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://kyso.test") as http:
+        return await http.post("/tsa", content=body, headers={"content-type": QUERY})
+
+
+def _refusal(reply: httpx.Response) -> str:
+    assert reply.headers["content-type"] == "application/timestamp-reply"
+    status = TimeStampResp.load(reply.content)["status"]
+    assert status["status"].native == "rejection"
+    assert status["fail_info"].native == {"system_failure"}
+    return str(status["status_string"].native)
+
+
+@pytest.mark.anyio
+async def test_time_stamps_have_a_budget_per_client_then_429_with_an_rfc_3161_rejection(
+    limited_app: FastAPI, tmp_path: Path
+) -> None:
+    query = _query(tmp_path).read_bytes()
+    client = f"192.0.2.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}"
+    first = await _stamp(limited_app, client, query)
+    assert first.status_code == 200
+    assert TimeStampResp.load(first.content)["status"]["status"].native == "granted"
+    refused = await _stamp(limited_app, client, query)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 20
+    assert "too many requests" in _refusal(refused)
+    other = await _stamp(limited_app, f"{client}-b", query)
+    assert other.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_time_stamps_are_signed_off_the_event_loop_and_refused_when_all_threads_are_busy(
+    limited_app: FastAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = _query(tmp_path).read_bytes()
+    tsa = limited_app.state.context.tsa
+    signed_on: list[int] = []
+    respond = tsa.respond
+
+    def watched(request_der: bytes) -> bytes:
+        signed_on.append(threading.get_ident())
+        return respond(request_der)
+
+    monkeypatch.setattr(tsa, "respond", watched)
+    reply = await _stamp(limited_app, f"198.51.100.{uuid.uuid4().int % 250}", query)
+    assert reply.status_code == 200
+    assert signed_on and threading.get_ident() not in signed_on
+
+    pool = limited_app.state.signing_pool
+    pool.capacity = 1
+    release = threading.Event()
+    hold = asyncio.create_task(pool.run(release.wait))
+    try:
+        while pool._in_flight < 1:
+            await asyncio.sleep(0.01)
+        busy = await _stamp(limited_app, f"203.0.113.{uuid.uuid4().int % 250}", query)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert "busy" in _refusal(busy)
+    finally:
+        release.set()
+        await hold

@@ -22,6 +22,7 @@ from kyso.errors import InvalidInput, NotFound
 from kyso.registry import spreadsheets
 from kyso.registry.access import Action, Principal, require
 from kyso.store.models import AuditEntry
+from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx
 from kyso.web.ui.templating import render
@@ -234,8 +235,8 @@ def audit_export(
         spreadsheets.csv_table(header, body),
         media_type="text/csv; charset=utf-8",
         headers={
-            "content-disposition": (
-                f'attachment; filename="nhat-ky-{clock.local(clock.now()):%Y%m%d-%H%M}.csv"'
+            "content-disposition": content_disposition(
+                f"nhat-ky-{clock.local(clock.now()):%Y%m%d-%H%M}.csv"
             )
         },
     )

@@ -1,26 +1,30 @@
 """Logging in (password, then a TOTP code for the roles that need one), logging out,
-changing one's password, switching the language."""
+changing one's password, switching the language.
+
+Attempts are throttled per client address (:class:`kyso.registry.users.Throttle`, budgets in
+the database); every failure reads the same. Between the password and the code the browser
+holds a single-use challenge bound to its browser id (:mod:`kyso.registry.login_challenges`).
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import Response
 
 from kyso.errors import KysoError
-from kyso.registry import sessions, users
+from kyso.registry import login_challenges, sessions, users
 from kyso.registry.fields import FieldErrors
 from kyso.registry.users import LoginStatus
 from kyso.store.models import User
+from kyso.web.ratelimit import client_address, limiter
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx, SignedIn
 from kyso.web.ui.templating import render
 
 router = APIRouter(dependencies=[Depends(guard.ui_request)])
-PENDING = "kyso_pending"  # between the password and the code: the user's id, signed, 5 minutes
-PENDING_SECONDS = 300
+PENDING = "kyso_pending"  # between the password and the code: a login challenge's token
 
 Short = Annotated[str, Form(max_length=200)]
 Next = Annotated[str, Form(max_length=500)]
@@ -30,22 +34,16 @@ def _gettext(request: Request):  # type: ignore[no-untyped-def]
     return guard.environment_gettext(request)
 
 
-def _pending_value(request: Request, user: User) -> str:
-    body = f"{user.public_id}:{int(time.time()) + PENDING_SECONDS}"
-    return f"{body}:{guard._sign(request, 'pending:' + body)}"
+def _throttle(request: Request) -> users.Throttle | None:
+    found = limiter(request)
+    if found is None:
+        return None
+    return users.Throttle(client_address(request.scope), found.budgets)
 
 
-def _pending_user(request: Request) -> str | None:
-    raw = request.cookies.get(PENDING, "")
-    parts = raw.split(":")
-    if len(parts) != 3:
-        return None
-    public_id, until, mac = parts
-    if not (until.isascii() and until.isdigit()) or int(until) < time.time():
-        return None
-    if not guard.same(mac, guard._sign(request, f"pending:{public_id}:{until}")):
-        return None
-    return public_id
+def _challenge_cookie(request: Request, response: Response, token: str) -> None:
+    seconds = int(login_challenges.LIFETIME.total_seconds())
+    guard.set_cookie(request, response, PENDING, token, max_age=seconds)
 
 
 def _logged_in(request: Request, ctx: Ctx, user: User, next_url: str) -> Response:
@@ -87,14 +85,17 @@ def login(
             {"next": next, "errors": errors, "username": username},
             status_code=422,
         )
+    token = None
     with ctx.db.session() as session:
-        result = users.login(session, username.strip().lower(), password)
+        result = users.login(session, username, password, throttle=_throttle(request))
         user = result.user
+        if result.status is LoginStatus.NEEDS_TOTP and user is not None:
+            token = login_challenges.start(session, user, guard.sid(request))
     if result.status is LoginStatus.OK and user is not None:
         return _logged_in(request, ctx, user, next)
-    if result.status is LoginStatus.NEEDS_TOTP and user is not None:
+    if token is not None:
         response = render(request, "auth/totp.html", {"next": guard.safe_next(next), "errors": {}})
-        guard.set_cookie(request, response, PENDING, _pending_value(request, user))
+        _challenge_cookie(request, response, token)
         return response
     try:
         result.raise_for_status()
@@ -104,7 +105,7 @@ def login(
         request,
         "auth/login.html",
         {"next": next, "errors": {"form": message}, "username": username},
-        status_code=401 if result.status is not LoginStatus.LOCKED else 423,
+        status_code=429 if result.status is LoginStatus.THROTTLED else 401,
     )
 
 
@@ -116,11 +117,6 @@ def login_code(
     next: Next = "/",
 ) -> Response:
     _ = _gettext(request)
-    public_id = _pending_user(request)
-    if public_id is None:
-        return guard.redirect(
-            request, "/login", _("The login took too long; enter your password again."), "error"
-        )
     code = code.replace(" ", "")
     if not (code.isascii() and code.isdigit() and len(code) == 6):
         return render(
@@ -129,26 +125,41 @@ def login_code(
             {"next": next, "errors": {"code": _("The code is the 6 digits your app shows.")}},
             status_code=422,
         )
+    browser = guard.sid(request)
+    result = None
+    again = None
     with ctx.db.session() as session:
-        user = users.by_public_id(session, public_id)
-        result = (
-            users.second_factor(session, user, code)
-            if user is not None
-            else users.LoginResult(LoginStatus.FAILED)
+        pending = login_challenges.spend(session, request.cookies.get(PENDING), browser)
+        if pending is not None:
+            result = users.second_factor(session, pending.user, code, throttle=_throttle(request))
+            if not result.ok:
+                again = login_challenges.retry(session, pending, browser)
+    if result is None:
+        response = guard.redirect(
+            request,
+            "/login",
+            _("The login took too long or was already used; enter your password again."),
+            "error",
         )
+        response.delete_cookie(PENDING, path="/")
+        return response
     if result.ok and result.user is not None:
         return _logged_in(request, ctx, result.user, next)
     try:
         result.raise_for_status()
     except KysoError as exc:
         message = exc.message(guard.language(request))
-    if result.status is LoginStatus.LOCKED:
-        response = guard.redirect(request, "/login", message, "error")
+    if again is None:
+        response = guard.redirect(
+            request, "/login", _("Too many wrong codes; enter your password again."), "error"
+        )
         response.delete_cookie(PENDING, path="/")
         return response
-    return render(
+    response = render(
         request, "auth/totp.html", {"next": next, "errors": {"code": message}}, status_code=401
     )
+    _challenge_cookie(request, response, again)
+    return response
 
 
 @router.post("/logout", include_in_schema=False)
@@ -183,10 +194,11 @@ def change_password(
         errors["new"] = _("Enter a new password.")
     elif new != again:
         errors["again"] = _("The two new passwords differ.")
+    throttle = _throttle(request)
     if not errors:
         try:
             with ctx.db.session() as session:
-                users.change_password(viewer.principal, session, current, new)
+                users.change_password(viewer.principal, session, current, new, throttle=throttle)
                 sessions.end_others(session, viewer.user.id, request.cookies.get(guard.SID))
         except FieldErrors as exc:
             errors["new"] = "; ".join(
@@ -197,7 +209,7 @@ def change_password(
             errors[field] = exc.message(guard.language(request))
             if exc.code == "forbidden":
                 with ctx.db.session() as session:
-                    users.count_wrong_password(session, viewer.user.id)
+                    users.count_wrong_password(session, viewer.user.id, throttle=throttle)
     if errors:
         return render(request, "auth/password.html", {"errors": errors}, status_code=422)
     return guard.redirect(request, "/", _("Your password has been changed."))

@@ -41,6 +41,7 @@ from kyso.store.models import (
     RevocationReason,
     Sector,
 )
+from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard, labels
 from kyso.web.ui.guard import Ctx, SignedIn
 from kyso.web.ui.labels import N_
@@ -333,7 +334,7 @@ def _download(request: Request, content: bytes, media_type: str, filename: str) 
     response = Response(
         content,
         media_type=media_type,
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
+        headers={"content-disposition": content_disposition(filename)},
     )
     guard.finish(request, response)
     return response

@@ -34,6 +34,7 @@ from kyso.store.models import (
     Organization,
     Person,
 )
+from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx, SignedIn
 from kyso.web.ui.templating import render
@@ -622,7 +623,11 @@ def minutes_pdf(request: Request, ctx: Ctx, viewer: SignedIn, handover_id: str) 
     response = Response(
         pdf,
         media_type="application/pdf",
-        headers={"content-disposition": f'inline; filename="bien-ban-ban-giao-{handover_id}.pdf"'},
+        headers={
+            "content-disposition": content_disposition(
+                f"bien-ban-ban-giao-{handover_id}.pdf", "inline"
+            )
+        },
     )
     guard.finish(request, response)
     return response

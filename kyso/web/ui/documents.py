@@ -17,6 +17,7 @@ downloaded as PDF.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
@@ -48,6 +48,7 @@ from kyso.validation.report import (
     ValidationReport,
 )
 from kyso.web import api_documents
+from kyso.web.downloads import content_disposition
 from kyso.web.ratelimit import spend_verification
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx, MaybeSignedIn
@@ -205,8 +206,7 @@ def _clean_name(name: str | None) -> str:
 
 
 def _attachment(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    return content_disposition(filename)
 
 
 # -- PDFium: page geometry and previews ----------------------------------------------------------
@@ -796,7 +796,7 @@ async def verify_document(
 ) -> Response:
     """Validate an uploaded file (or, for its signer, a file just signed on /sign)."""
     if viewer is None:
-        spend_verification(request)
+        await spend_verification(request)
     _ = guard.environment_gettext(request)
     lang = guard.language(request)
     errors: dict[str, str] = {}
@@ -846,12 +846,26 @@ def _reasons(report: ValidationReport, lang: str) -> list[str]:
 
 @router.get("/verify/report/{token}.pdf")
 def verify_report_pdf(request: Request, ctx: Ctx, token: str) -> Response:
-    from kyso.validation.render import to_pdf
+    """The report as PDF, rendered once per language and kept beside its JSON, with the
+    JSON's time (so both go after the same hour); another download reads the file."""
+    from kyso.validation import render
 
     report = _load_report(ctx, token)
+    lang = guard.language(request)
+    reports = _area(ctx, "reports")
+    cached = reports / f"{token}.{lang}.pdf"
+    try:
+        pdf = cached.read_bytes()
+    except FileNotFoundError:
+        pdf = render.to_pdf(report, lang)
+        part = reports / f"{token}.{lang}.{secrets.token_hex(4)}.part"
+        part.write_bytes(pdf)
+        born = (reports / f"{token}.json").stat()
+        os.utime(part, ns=(born.st_atime_ns, born.st_mtime_ns))
+        part.replace(cached)  # whole or not at all, whoever renders it at the same time
     filename = _clean_name(report.document).rsplit(".", 1)[0] + "-bao-cao-xac-thuc.pdf"
     return Response(
-        to_pdf(report, guard.language(request)),
+        pdf,
         media_type="application/pdf",
         headers={"content-disposition": _attachment(filename)},
     )

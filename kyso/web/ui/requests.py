@@ -31,6 +31,7 @@ from kyso.registry.fields import FieldErrors
 from kyso.registry.sessions import Viewer
 from kyso.store.models import JobState, RequestState, RequestType
 from kyso.web.api_documents import read_upload
+from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx, SignedIn
 from kyso.web.ui.labels import N_
@@ -562,7 +563,7 @@ def bulk_template(viewer: SignedIn) -> Response:
     return Response(
         bulk.template(),
         media_type=bulk.XLSX_TYPE,
-        headers={"content-disposition": 'attachment; filename="mau-01-danh-sach.xlsx"'},
+        headers={"content-disposition": content_disposition("mau-01-danh-sach.xlsx")},
     )
 
 
@@ -757,7 +758,7 @@ def certificate_pem(ctx: Ctx, viewer: SignedIn, public_id: PublicId) -> Response
         pem,
         media_type="application/x-pem-file",
         headers={
-            "content-disposition": f'attachment; filename="{view.certificate.serial}.pem"',
+            "content-disposition": content_disposition(f"{view.certificate.serial}.pem"),
             "cache-control": "no-store",
         },
     )
@@ -772,7 +773,7 @@ def certificate_der(ctx: Ctx, viewer: SignedIn, public_id: PublicId) -> Response
         view.certificate.der,
         media_type="application/pkix-cert",
         headers={
-            "content-disposition": f'attachment; filename="{view.certificate.serial}.cer"',
+            "content-disposition": content_disposition(f"{view.certificate.serial}.cer"),
             "cache-control": "no-store",
         },
     )

@@ -17,6 +17,7 @@ from kyso.registry.sessions import Viewer
 from kyso.signing import queue
 from kyso.store.models import SignatureState, User
 from kyso.web.api_documents import read_upload
+from kyso.web.downloads import content_disposition
 from kyso.web.ui import documents, guard
 from kyso.web.ui.guard import Ctx
 from kyso.web.ui.templating import render
@@ -173,7 +174,7 @@ def _pdf(data: bytes, name: str) -> Response:
     response = Response(
         data,
         media_type="application/pdf",
-        headers={"content-disposition": documents._attachment(name)},
+        headers={"content-disposition": content_disposition(name)},
     )
     response.headers["cache-control"] = "no-store"
     return response

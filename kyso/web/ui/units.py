@@ -36,6 +36,7 @@ from kyso.store.models import (
     Sector,
 )
 from kyso.web.api_documents import read_upload
+from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard, labels
 from kyso.web.ui.guard import Ctx, SignedIn
 from kyso.web.ui.templating import render
@@ -201,7 +202,7 @@ def _download(data: bytes, fmt: spreadsheets.Format, stem: str) -> Response:
         data,
         media_type=media,
         headers={
-            "content-disposition": f'attachment; filename="{stem}.{fmt.value}"',
+            "content-disposition": content_disposition(f"{stem}.{fmt.value}"),
             "cache-control": "no-store",
             "x-content-type-options": "nosniff",
         },
