@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from datetime import datetime
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -23,7 +24,13 @@ from email.utils import collapse_rfc2231_value
 from kyso.errors import InvalidInput
 from kyso.signing.smime import split_message
 from kyso.validation.cms import summarize, validate_cms
-from kyso.validation.report import SubIndication, ValidationReport
+from kyso.validation.report import (
+    ScopeKind,
+    SignatureReport,
+    SignatureScope,
+    SubIndication,
+    ValidationReport,
+)
 from kyso.validation.trust import TrustContext
 
 __all__ = ["validate_email"]
@@ -77,18 +84,51 @@ def _signature_part(part: bytes) -> bytes:
     return body
 
 
-def _as_email(report: ValidationReport, name: str) -> ValidationReport:
+def _scope(size: int | None) -> SignatureScope:
+    """What S/MIME signs: one MIME entity, the message's body with its attachments
+    (RFC 8551 §3.1): the first part of a multipart/signed (``size`` bytes), or the entity
+    inside an opaque signature (``size`` None). The message's own header lines are outside."""
+    where_vi, where_en = (
+        ("phần thư nằm trong chữ ký", "the MIME entity carried inside the signature")
+        if size is None
+        else (
+            f"phần thân thư đã ký (phần MIME thứ nhất, {size} byte)",
+            f"the signed body (the first MIME part, {size} bytes)",
+        )
+    )
+    return SignatureScope(
+        ScopeKind.FULL,
+        f"{where_vi}: nội dung và tệp đính kèm; các dòng tiêu đề của thư (From, To, Subject, "
+        "Date) không được ký",
+        f"{where_en}: its text and attachments; the message's header lines (From, To, "
+        "Subject, Date) are not signed",
+    )
+
+
+def _as_email(report: ValidationReport, name: str, scope: SignatureScope) -> ValidationReport:
     report.document = name
     report.document_kind = "email"
+
+    def relabel(signatures: list[SignatureReport]) -> None:
+        for signature in signatures:
+            signature.format = f"S/MIME ({signature.format})"
+            relabel(signature.counter_signatures)
+
+    relabel(report.signatures)
     for signature in report.signatures:
-        signature.format = f"S/MIME ({signature.format})"
+        signature.scope = [scope]
     return summarize(report)
 
 
 def validate_email(
-    eml: bytes, trust: TrustContext, *, name: str = "message.eml"
+    eml: bytes,
+    trust: TrustContext,
+    *,
+    name: str = "message.eml",
+    moment: datetime | None = None,
 ) -> ValidationReport:
-    """Validate an S/MIME signed message; ``InvalidInput`` if it is not one."""
+    """Validate an S/MIME signed message as of ``moment`` (default: now); ``InvalidInput``
+    if it is not one."""
     fields, body = split_message(eml)
     headers = _headers(b"".join(raw for _, raw in fields))
     content_type = headers.get_content_type()
@@ -98,7 +138,8 @@ def validate_email(
             der = base64.b64decode(b"".join(body.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise _not_signed("the body is not valid base64", "thân thư không đọc được") from exc
-        return _as_email(validate_cms(der, None, trust, name=name), name)
+        report = validate_cms(der, None, trust, name=name, moment=moment)
+        return _as_email(report, name, _scope(None))
 
     if content_type != "multipart/signed":
         raise _not_signed(
@@ -121,10 +162,11 @@ def validate_email(
     signed = body[spans[0][0] : spans[0][1]]
     signature = _signature_part(body[spans[1][0] : spans[1][1]])
 
-    report = validate_cms(signature, signed, trust, name=name)
+    report = validate_cms(signature, signed, trust, name=name, moment=moment)
     canonical = _NEWLINE.sub(b"\r\n", signed)
     if canonical != signed and any(
         s.sub_indication is SubIndication.HASH_FAILURE for s in report.signatures
     ):
-        report = validate_cms(signature, canonical, trust, name=name)
-    return _as_email(report, name)
+        report = validate_cms(signature, canonical, trust, name=name, moment=moment)
+        signed = canonical
+    return _as_email(report, name, _scope(len(signed)))

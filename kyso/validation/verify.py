@@ -7,6 +7,9 @@ fills the shared report model.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from kyso.errors import InvalidInput, TooLarge
 from kyso.validation.report import ValidationReport
@@ -71,13 +74,27 @@ def detect_kind(data: bytes) -> str:
     )
 
 
+@dataclass
+class _AsOf(TrustContext):
+    """A trust context whose certificate checks default to a fixed moment, for validators
+    that take none of their own."""
+
+    moment: datetime | None = None
+
+    def validation_context(self, *, moment: datetime | None = None, **kwargs: Any) -> Any:
+        return super().validation_context(moment=moment or self.moment, **kwargs)
+
+
 def verify(
     data: bytes,
     trust: TrustContext,
     *,
     name: str = "document",
     detached_data: bytes | None = None,
+    moment: datetime | None = None,
 ) -> ValidationReport:
+    """Validate any signed input, as of ``moment`` (default: now; a past moment validates
+    files whose certificates have expired since, as other validators' test suites do)."""
     if len(data) > MAX_INPUT_BYTES or (
         detached_data is not None and len(detached_data) > MAX_INPUT_BYTES
     ):
@@ -89,15 +106,20 @@ def verify(
     if kind == "pdf":
         from kyso.validation.pdf import validate_pdf
 
-        return validate_pdf(data, trust, name=name)
+        return validate_pdf(data, trust, name=name, moment=moment)
     if kind == "xml":
         from kyso.validation.xml import validate_xml
 
-        return validate_xml(data, trust, name=name)
+        if moment is None:
+            return validate_xml(data, trust, name=name)
+        as_of = _AsOf(trust.anchors, trust.intermediates, trust.ctx, moment)
+        report = validate_xml(data, as_of, name=name)
+        report.validated_at = moment
+        return report
     if kind == "email":
         from kyso.validation.email import validate_email
 
-        return validate_email(data, trust, name=name)
+        return validate_email(data, trust, name=name, moment=moment)
     from kyso.validation.cms import validate_cms
 
-    return validate_cms(data, detached_data, trust, name=name)
+    return validate_cms(data, detached_data, trust, name=name, moment=moment)

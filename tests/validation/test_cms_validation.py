@@ -880,6 +880,9 @@ def test_a_past_moment_validates_a_signature_whose_certificate_has_since_expired
     report = validate_cms(signature, DATA, trust, moment=then)
     assert report.passed, report.signatures[0].message_en
     assert report.validated_at == then
+    attached = sign_cms(DATA, identity, detached=False)
+    assert verify(attached, trust, moment=then).passed
+    assert not verify(attached, trust).passed
 
 
 def test_missing_revocation_data_is_never_chain_constraints(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,11 @@ from kyso.signing.smime import sign_email
 from kyso.signing.timestamps import InProcessTimeStamper
 from kyso.store.models import RevocationReason
 from kyso.validation.email import validate_email
-from kyso.validation.report import Indication, SubIndication
+from kyso.validation.report import Indication, ScopeKind, SubIndication
 from kyso.validation.trust import TrustContext, trust_context
 from validation.test_cms_validation import (
     PemSigner,
+    countersign,
     foreign_signer,
     local_text,
     openssl,
@@ -199,3 +202,47 @@ def test_foreign_signer_mail_is_no_certificate_chain_found(trust: TrustContext) 
 def test_garbage_mail_is_invalid_input(payload: bytes, trust: TrustContext) -> None:
     with pytest.raises(InvalidInput):
         validate_email(payload, trust)
+
+
+@pytest.mark.interop
+def test_what_a_signed_mail_covers_is_said(
+    tools: PemSigner, trust: TrustContext, tmp_path: Path
+) -> None:
+    """S/MIME signs the body part (RFC 8551 §3.1): text and attachments, not the message's
+    own header lines. The report says so, with the size of what is signed."""
+    signed = openssl_signed(tools, tmp_path)
+    (sig,) = validate_email(signed, trust).signatures
+    (scope,) = sig.scope
+    assert scope.kind is ScopeKind.FULL
+    assert "Subject" in scope.description_en and "not signed" in scope.description_en
+    assert "không được ký" in scope.description_vi
+    assert "bytes" in scope.description_en
+
+    opaque = openssl_signed(tools, tmp_path, "-nodetach")
+    (sig,) = validate_email(opaque, trust).signatures
+    assert [s.kind for s in sig.scope] == [ScopeKind.FULL]
+    assert "inside the signature" in sig.scope[0].description_en
+
+
+def test_a_countersigned_mail_reports_the_countersignature(
+    tools: PemSigner, trust: TrustContext, sqlite_ctx: Context, tmp_path: Path
+) -> None:
+    signed = sign_email(MAIL, tools.identity)  # CRLF line ends throughout
+    head, _, rest = signed.partition(b"\r\n\r\n")
+    boundary = re.search(rb'boundary="([^"]+)"', head)
+    assert boundary is not None
+    marker = b"--" + boundary.group(1)
+    parts = rest.split(marker)  # preamble, the signed entity, the signature, the close
+    part_head, _, b64 = parts[2].partition(b"\r\n\r\n")
+    der = base64.b64decode(b"".join(b64.split()))
+    countersigned = countersign(der, pem_signer(sqlite_ctx, tmp_path / "countersigner"))
+    encoded = base64.encodebytes(countersigned).replace(b"\n", b"\r\n")
+    parts[2] = part_head + b"\r\n\r\n" + encoded + b"\r\n"
+    mail = head + b"\r\n\r\n" + marker.join(parts)
+    report = validate_email(mail, trust)
+    (sig,) = report.signatures
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    (counter,) = sig.counter_signatures
+    assert counter.indication is Indication.TOTAL_PASSED, counter.message_en
+    assert counter.format.startswith("S/MIME")
+    assert report.passed
