@@ -16,6 +16,7 @@ from kyso.registry import login_challenges, sessions
 from kyso.settings import Settings
 from kyso.web import (
     api_certificates,
+    api_docs,
     api_documents,
     api_registry,
     api_requests,
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         version="0.1.0",
         description="Chữ ký số chuyên dùng — CA, OCSP, CRL, TSA and the certificate API",
         lifespan=lifespan,
+        docs_url=None,  # served from kyso's own files by kyso.web.api_docs
+        redoc_url=None,
     )
     app.state.context = ctx
     app.state.limiter = ratelimit.Limiter.for_settings(ctx.db, settings)
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.include_router(api_documents.router)
     app.include_router(api_registry.router)
     app.include_router(ui.router)
+    api_docs.install(app)
     app.mount("/static", CachedStatic(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["ops"])
