@@ -182,13 +182,28 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
     assert spoofing == [200, 200, 200]
 
 
+async def _login_cookie(app: object, peer: str, proto: str) -> str:
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://kyso.test") as client:
+        page = await client.get(
+            "/login", headers={"accept": "text/html", "x-forwarded-proto": proto}
+        )
+    return page.headers["set-cookie"]
+
+
+@pytest.mark.anyio
+async def test_only_a_trusted_proxy_says_the_page_came_over_https(tsa_app: object) -> None:
+    assert "secure" not in (await _login_cookie(tsa_app, "203.0.113.9", "https")).lower()
+    assert "secure" in (await _login_cookie(tsa_app, "10.0.0.1", "https")).lower()
+
+
 def test_kyso_never_reads_forwarded_headers_itself() -> None:
-    """Only uvicorn, and only for --forwarded-allow-ips, may read X-Forwarded-For."""
+    """Only uvicorn, and only for --forwarded-allow-ips, may read X-Forwarded-*."""
     readers = [
         f"{path.relative_to(KYSO.parent)}:{number}"
         for path in KYSO.rglob("*.py")
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if re.search(r"""["'](x-forwarded-for|x-real-ip|forwarded)["']""", line, re.IGNORECASE)
+        if re.search(r"""["'](x-forwarded-[a-z]+|x-real-ip|forwarded)["']""", line, re.IGNORECASE)
     ]
     assert readers == []
 

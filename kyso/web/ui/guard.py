@@ -9,7 +9,7 @@
 - Flash messages ride one redirect in a signed cookie.
 
 Cookies are HttpOnly and SameSite=Lax always, and Secure when the page is served over HTTPS
-(directly or behind a proxy that says so) or the instance's base URL is https.
+(directly or behind a trusted proxy that says so) or the instance's base URL is https.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def csrf_token(request: Request) -> str:
 
 
 def secure(request: Request) -> bool:
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
-    return proto == "https" or _ctx(request).settings.base_url.startswith("https://")
+    # The scheme is the proxy's X-Forwarded-Proto only for `kyso serve --forwarded-allow-ips`
+    # (uvicorn sets it); a header from anyone else changes nothing.
+    return request.url.scheme == "https" or _ctx(request).settings.base_url.startswith("https://")
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str, **extra: Any) -> None:
