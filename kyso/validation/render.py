@@ -13,7 +13,7 @@ from fpdf import FPDF
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from kyso import clock
-from kyso.validation.report import ValidationReport
+from kyso.validation.report import SignatureReport, ValidationReport
 
 FONTS = Path(__file__).resolve().parent.parent / "signing" / "fonts"
 
@@ -34,6 +34,9 @@ LABELS = {
         "chain": "Chuỗi chứng thư",
         "revocation": "Tình trạng thu hồi",
         "changes": "Thay đổi sau khi ký",
+        "countersignature": "Chữ ký xác nhận",
+        "scope": "Phạm vi chữ ký",
+        "notes": "Ghi chú",
         "yes": "Có",
         "no": "Không",
         "trusted": "tin cậy",
@@ -58,6 +61,9 @@ LABELS = {
         "chain": "Certificate chain",
         "revocation": "Revocation status",
         "changes": "Changes after signing",
+        "countersignature": "Countersignature",
+        "scope": "What the signature covers",
+        "notes": "Notes",
         "yes": "Yes",
         "no": "No",
         "trusted": "trusted",
@@ -106,9 +112,11 @@ def to_pdf(report: ValidationReport, lang: str = "vi") -> bytes:
     pdf.ln(2)
     verdict = report.message_vi if lang == "vi" else report.message_en
     line(f"{t[report.indication.value]} — {verdict}", 13, "B", 7)
-    for index, sig in enumerate(report.signatures, start=1):
+
+    def signature(sig: SignatureReport, number: str, top: bool) -> None:
         pdf.ln(3)
-        line(f"{t['signature']} {index}: {t[sig.indication.value]}", 12, "B", 7)
+        title = t["signature"] if top else t["countersignature"]
+        line(f"{title} {number}: {t[sig.indication.value]}", 12, "B", 7)
         line(sig.message_vi if lang == "vi" else sig.message_en)
         rows = [
             (
@@ -117,6 +125,7 @@ def to_pdf(report: ValidationReport, lang: str = "vi") -> bytes:
                 + (f" / {sig.sub_indication.value}" if sig.sub_indication else ""),
             ),
             (t["format"], sig.format),
+            *((t["scope"], part.description(lang)) for part in sig.scope),
             (t["signer"], sig.signer.subject if sig.signer else "—"),
             (t["claimed_time"], _local(sig.claimed_signing_time)),
             (t["timestamp"], _local(sig.timestamp_time)),
@@ -137,6 +146,13 @@ def to_pdf(report: ValidationReport, lang: str = "vi") -> bytes:
             )
         for m in sig.modifications:
             rows.append((t["changes"], ("✓ " if m.allowed else "✗ ") + m.description))
+        for note in sig.notes:
+            rows.append((t["notes"], note.text(lang)))
         for label, value in rows:
             line(f"{label}: {value}", 10, "", 5)
+        for index, counter in enumerate(sig.counter_signatures, start=1):
+            signature(counter, f"{number}.{index}", False)
+
+    for index, sig in enumerate(report.signatures, start=1):
+        signature(sig, str(index), True)
     return bytes(pdf.output())

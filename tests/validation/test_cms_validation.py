@@ -14,7 +14,9 @@ import subprocess
 import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+import pypdfium2 as pdfium
 import pytest
 from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
@@ -39,6 +41,7 @@ from kyso.signing.identity import SignerIdentity, from_keystore
 from kyso.signing.pades import sign_pdf
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.store.models import Profile, RevocationReason
+from kyso.validation import render
 from kyso.validation.cms import path_failure, validate_cms
 from kyso.validation.pdf import validate_pdf
 from kyso.validation.report import (
@@ -50,6 +53,8 @@ from kyso.validation.report import (
 )
 from kyso.validation.trust import TrustContext, trust_context
 from kyso.validation.verify import detect_kind, verify
+from kyso.web.ui.guard import PageState
+from kyso.web.ui.templating import environment
 
 DATA = "Quyết định số 42/QĐ-UBND ngày 14/3/2025 của UBND tỉnh Bắc Kạn.\n".encode()
 PEM = serialization.Encoding.PEM
@@ -909,3 +914,50 @@ def test_missing_revocation_data_is_never_chain_constraints(
     others = [asn1_x509.Certificate.load(c.public_bytes(DER)) for c in (ca, root)]
     outcome = run_sync(path_failure(embedded.signer_cert, others, context))
     assert outcome == (Indication.INDETERMINATE, SubIndication.TRY_LATER)
+
+
+# -- the reports -------------------------------------------------------------------------------
+
+
+def test_reports_show_countersignatures_what_is_covered_and_notes(
+    tools: PemSigner, countersigner: PemSigner, trust: TrustContext
+) -> None:
+    unknown = _attribute("1.3.6.1.4.1.99999.1.1", core.UTF8String("ghi chú").dump())
+    signature = countersign(
+        cms_with_attributes(DATA, tools, unknown), countersigner, over=b"another value"
+    )
+    report = validate_cms(signature, DATA, trust, name="quyet-dinh.pdf.p7s")
+    serial = format(countersigner.identity.certificate.serial_number, "x")
+    digest = hashlib.sha256(DATA).hexdigest()
+
+    html = render.to_html(report, "en")
+    assert "Countersignature 1.1" in html and serial in html
+    assert "TOTAL-FAILED / HASH_FAILURE" in html
+    assert digest in html and "1.3.6.1.4.1.99999.1.1" in html
+
+    document = pdfium.PdfDocument(render.to_pdf(report, "vi"))
+    text = "".join(page.get_textpage().get_text_range() for page in document)
+    assert "Chữ ký xác nhận 1.1: KHÔNG HỢP LỆ" in text
+    compact = "".join(text.split())  # long lines wrap
+    assert digest in compact and "1.3.6.1.4.1.99999.1.1" in compact
+
+    again = ValidationReport.from_dict(report.to_dict())  # as the web page keeps it
+    request = SimpleNamespace(url=SimpleNamespace(path="/verify/report/x"), query_params={})
+    for lang, title in (("en", "Countersignature 1.1"), ("vi", "Chữ ký xác nhận 1.1")):
+        page = PageState(request=request, lang=lang, viewer=None, csrf="t", flash=None)  # type: ignore[arg-type]
+        body = (
+            environment(lang)
+            .get_template("documents/verify_report.html")
+            .render(
+                page=page,
+                report=again,
+                token="t" * 32,
+                verdict="",
+                summary="",
+                reasons=[],
+                revocation_labels={s.value: s.value for s in RevocationStatus},
+                verdicts={i.value: i.value for i in Indication},
+            )
+        )
+        assert title in body and serial in body
+        assert digest in body and "1.3.6.1.4.1.99999.1.1" in body
