@@ -21,7 +21,9 @@ class Context:
     db: Database = field(init=False)
 
     def __post_init__(self) -> None:
-        self.db = Database(self.settings.database_url)
+        # The key store seals small secrets kept in the database (TOTP seeds); opened only
+        # when one is read or written.
+        self.db = Database(self.settings.database_url, sealer=lambda: self.keystore)
 
     @cached_property
     def keystore(self) -> KeyStore:

@@ -88,6 +88,11 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str = "kyso@localhost"
     smtp_starttls: bool = False
+    # The audit log's signed checkpoints: made every N minutes when entries were added, and
+    # appended to checkpoints.jsonl in this directory as well as to the database (a copy out
+    # of reach of whoever can delete table rows; default KYSO_HOME/audit).
+    audit_checkpoint_minutes: int = 10
+    audit_checkpoint_directory: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -97,6 +102,10 @@ class Settings:
     @property
     def passphrase_file(self) -> Path:
         return self.home / "secrets" / "keystore.pass"
+
+    @property
+    def audit_checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_directory or self.home / "audit"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -133,4 +142,10 @@ class Settings:
             smtp_password=_secret(env, "KYSO_SMTP_PASSWORD"),
             smtp_from=env.get("KYSO_SMTP_FROM") or "kyso@localhost",
             smtp_starttls=_bool(env.get("KYSO_SMTP_STARTTLS"), False),
+            audit_checkpoint_minutes=int(env.get("KYSO_AUDIT_CHECKPOINT_MINUTES") or "10"),
+            audit_checkpoint_directory=(
+                Path(env["KYSO_AUDIT_CHECKPOINT_DIR"]).resolve()
+                if env.get("KYSO_AUDIT_CHECKPOINT_DIR")
+                else None
+            ),
         )

@@ -113,17 +113,27 @@ class ChainCheck:
     problem: str | None = None
 
 
-def verify(session: Session, batch: int = 5000) -> ChainCheck:
-    """Walk the whole chain; report the first entry that does not fit.
-
-    On PostgreSQL the walk reads one snapshot (REPEATABLE READ) when the session has not
+def snapshot(session: Session) -> None:
+    """Make the session's reads one snapshot (REPEATABLE READ on PostgreSQL), if it has not
     begun yet: under READ COMMITTED, an append committed between reading the last entry and
-    reading the head would look like entries removed from the end.
-    """
+    reading the head would look like entries removed from the end. (SQLite's read
+    transaction is a snapshot already.)"""
     if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    prev, expected_seq, count = GENESIS, 1, 0
-    last_seq = 0
+
+
+def verify(
+    session: Session, batch: int = 5000, *, after: tuple[int, str] | None = None
+) -> ChainCheck:
+    """Walk the whole chain; report the first entry that does not fit.
+
+    ``after`` = (seq, hash) walks only the entries after one already known good (a
+    checkpoint's), linking the first of them to that hash; ``entries`` still counts from 1.
+    The walk reads one snapshot (:func:`snapshot`) when the session has not begun yet.
+    """
+    snapshot(session)
+    last_seq, prev = after or (0, GENESIS)
+    expected_seq, count = last_seq + 1, last_seq
     while True:
         rows = (
             session.execute(

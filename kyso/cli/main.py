@@ -119,11 +119,18 @@ def init(
     ] = None,
     locality: Annotated[str | None, typer.Option(help="L= of the CA names.")] = None,
     exist_ok: Annotated[
-        bool, typer.Option("--exist-ok", help="Do nothing if already initialized.")
+        bool,
+        typer.Option(
+            "--exist-ok",
+            help="If already initialized, only bring it up to date (sealed TOTP secrets, "
+            "the audit signer).",
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Create the root CA, the issuing CA, the OCSP responder and the TSA (never overwrites)."""
+    """Create the root CA, the issuing CA, the OCSP responder, the TSA and the audit-log
+    signer, and anchor the audit log (never overwrites)."""
+    from kyso.audit import checkpoints
     from kyso.keys.base import KeyAlgorithm
     from kyso.pki import bootstrap
 
@@ -137,6 +144,7 @@ def init(
                     made = session.execute(select(CaIdentity.id).limit(1)).first() is not None
                 if made:
                     err.print(f"already initialized: {settings.home}")
+                    _bring_up_to_date(existing)
                     return
         finally:
             existing.close()
@@ -165,6 +173,7 @@ def init(
         from kyso.demo import load_demo
 
         demo_data = load_demo(ctx, actor=actor())
+    checkpoints.make(ctx)  # the log's first anchor
     result: dict[str, Any] = {
         "home": str(settings.home),
         "database": settings.database_url.split("@")[-1],
@@ -201,6 +210,23 @@ def init(
         out.print(
             f"[yellow]Key-store passphrase written to {made_passphrase} (mode 0600). Back it up.[/]"
         )
+
+
+def _bring_up_to_date(ctx: Context) -> None:
+    """What `init --exist-ok` does to an instance an older kyso made (and says so)."""
+    from kyso import upgrade
+    from kyso.audit import checkpoints
+
+    done = upgrade.bring_up_to_date(ctx, actor())
+    if done.sealed_totp_secrets:
+        err.print(f"TOTP secrets sealed with the key store's data key: {done.sealed_totp_secrets}")
+    if done.audit_signer is not None:
+        subject = done.audit_signer.certificate.subject.rfc4514_string()
+        err.print(f"audit-log signer made: {escape(subject)}", highlight=False)
+        try:  # its first checkpoint; a log that does not fit is for `kyso audit verify`
+            checkpoints.make(ctx)
+        except KysoError as exc:
+            err.print(f"[yellow]audit log not anchored[/]: {escape(exc.message(_lang()))}")
 
 
 @app.command()
@@ -644,20 +670,59 @@ def ocsp_refresh() -> None:
 
 @audit_app.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Check the whole hash chain; exit 1 at the first entry that does not fit."""
-    from kyso.audit.log import verify
+    """Check the whole hash chain, then hold it against the newest signed checkpoint (in the
+    database or the checkpoint file) and say what comes after it; exit 1 if anything does
+    not fit (an entry changed, entries removed, the log rewritten, a forged checkpoint)."""
+    from kyso.audit import checkpoints
 
     ctx = context()
-    with ctx.db.read() as session:
-        result = verify(session)
+    result = checkpoints.verify(ctx)
+    chain = result.chain
     if as_json:
-        _emit(result.__dict__)
-    elif result.ok:
-        out.print(f"[green]audit chain intact[/]: {result.entries} entries")
+        _emit(result.as_dict())
+    elif not chain.ok:
+        err.print(f"[red]audit chain broken[/] at entry {chain.first_bad_seq}: {chain.problem}")
+    elif not result.ok:
+        err.print(
+            f"[red]audit log does not match its checkpoint[/]: {escape(result.describe())}",
+            highlight=False,
+        )
     else:
-        err.print(f"[red]audit chain broken[/] at entry {result.first_bad_seq}: {result.problem}")
+        out.print(f"[green]audit chain intact[/]: {chain.entries} entries")
+        out.print(escape(result.describe()), highlight=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Anchor the audit log now: a checkpoint of its length and head hash, signed by the
+    audit-signing certificate and time-stamped, in the database and the checkpoint file.
+    Refused (exit 1) if the log no longer fits the previous checkpoint."""
+    from kyso.audit import checkpoints
+
+    ctx = context()
+    made = checkpoints.make(ctx)
+    path = ctx.settings.audit_checkpoint_dir / checkpoints.FILE_NAME
+    if as_json:
+        _emit(
+            None
+            if made is None
+            else {
+                "seq": made.seq,
+                "head_hash": made.head_hash,
+                "at": made.at.isoformat(),
+                "file": str(path),
+            }
+        )
+    elif made is None:
+        out.print("nothing new to anchor: the newest checkpoint covers every entry")
+    else:
+        out.print(
+            f"checkpoint made: entry {made.seq}, head hash {made.head_hash[:16]}…, "
+            f"at {made.when}; kept in the database and in {escape(str(path))}",
+            highlight=False,
+        )
 
 
 @client_app.command("create")

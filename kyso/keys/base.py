@@ -4,6 +4,12 @@ Keys never leave their store in clear (ARCHITECTURE: "Keys never leave their Key
 callers get a :class:`SigningKey` handle that can give its public key and sign, nothing
 more. Two stores implement the contract: software (encrypted PKCS#8 files) and PKCS#11
 (HSM, USB token; SoftHSM2 in tests).
+
+A store also seals small secrets kept elsewhere (TOTP seeds in the database) with a data
+key of its own that never leaves it in clear: AES-256-GCM (NIST SP 800-38D) with a fresh
+96-bit nonce per value, the context (whose secret it is) as associated data. A sealed value
+is ``version (1) ‖ data-key id (8) ‖ nonce (12) ‖ ciphertext ‖ tag (16)``; the version and
+key id are authenticated too.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     PublicKeyTypes,
 )
+
+from kyso.errors import KeyStoreError
 
 
 class KeyAlgorithm(enum.StrEnum):
@@ -105,6 +113,66 @@ class SigningKey(Protocol):
         ...
 
 
+SEAL_VERSION = 1
+SEAL_KEY_ID_BYTES = 8
+SEAL_NONCE_BYTES = 12
+_SEAL_TAG_BYTES = 16
+
+
+class SealedDataError(KeyStoreError):
+    """A sealed value that does not open: changed, moved to another record, or sealed by
+    another key store."""
+
+    code = "sealed_data_unreadable"
+    http_status = 409
+    message_vi = (
+        "Không mở được bí mật đã niêm phong (bị sửa, bị chép từ bản ghi khác hoặc do kho khóa "
+        "khác niêm phong); quản trị viên cần cấp lại."
+    )
+    message_en = (
+        "A sealed secret does not open (changed, copied from another record, or sealed by "
+        "another key store); an administrator must issue it again."
+    )
+
+
+@dataclass(frozen=True)
+class SealedParts:
+    header: bytes  # version and data-key id: authenticated with the context
+    key_id: bytes
+    nonce: bytes
+    body: bytes  # ciphertext and tag
+
+
+def sealed_parts(sealed: bytes) -> SealedParts:
+    """Split a sealed value, refusing anything that cannot be one."""
+    head = 1 + SEAL_KEY_ID_BYTES
+    if len(sealed) < head + SEAL_NONCE_BYTES + _SEAL_TAG_BYTES or sealed[0] != SEAL_VERSION:
+        raise SealedDataError("not a sealed value of this version")
+    return SealedParts(
+        sealed[:head],
+        sealed[1:head],
+        sealed[head : head + SEAL_NONCE_BYTES],
+        sealed[head + SEAL_NONCE_BYTES :],
+    )
+
+
+def seal_header(key_id: bytes) -> bytes:
+    return bytes([SEAL_VERSION]) + key_id
+
+
+class Sealer(Protocol):
+    """Seals small secrets with a data key that never leaves the store in clear.
+
+    ``context`` names what the secret belongs to (``b"kyso.users.totp:<user id>"``): a value
+    sealed for one context does not open for another, so a sealed value copied to another
+    row is useless. ``unseal`` raises :class:`SealedDataError` for anything that does not
+    open."""
+
+    def seal(self, plaintext: bytes, context: bytes) -> bytes: ...
+
+    def unseal(self, sealed: bytes, context: bytes) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     key_id: str
@@ -112,7 +180,7 @@ class KeyInfo:
     algorithm: KeyAlgorithm
 
 
-class KeyStore(Protocol):
+class KeyStore(Sealer, Protocol):
     """Where keys are made and kept. Key ids are opaque strings stable across restarts."""
 
     name: str

@@ -10,6 +10,11 @@ session is logged in, ``C_Login`` on another returns CKR_USER_ALREADY_LOGGED_IN 
 checking the PIN, and ``C_Logout`` on any session logs all of them out. So stores opened on
 the same token in one process share one logged-in session (and its lock); a later store must
 present the same PIN, and the session is logged out only when the last store closes.
+
+Small secrets are sealed (:class:`kyso.keys.base.Sealer`) through the token with CKM_AES_GCM
+under an AES-256 data key made in the token (label ``kyso-data-key``: sensitive,
+non-extractable, encrypt/decrypt only). Two processes starting at once may each make one;
+a sealed value names its key's CKA_ID, so both stay usable and new values use the lowest id.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     PublicKeyTypes,
 )
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import (
     encode_ec_public_key,
     encode_ecdsa_signature,
@@ -37,7 +43,19 @@ from pkcs11.util.ec import (
 )
 
 from kyso.errors import KeyStoreError, NotFound, WrongPin
-from kyso.keys.base import KeyAlgorithm, KeyInfo, SigningKey, check_hash
+from kyso.keys.base import (
+    SEAL_KEY_ID_BYTES,
+    SEAL_NONCE_BYTES,
+    KeyAlgorithm,
+    KeyInfo,
+    SealedDataError,
+    SigningKey,
+    check_hash,
+    seal_header,
+    sealed_parts,
+)
+
+DATA_KEY_LABEL = "kyso-data-key"
 
 _RSA_MECHANISMS = {
     "sha256": Mechanism.SHA256_RSA_PKCS,
@@ -124,6 +142,7 @@ class Pkcs11KeyStore:
         self._session = self._login.session
         self._closed = False
         self._keys: dict[str, Pkcs11Key] = {}
+        self._data_keys: dict[bytes, Any] = {}
 
     def generate(self, label: str, algorithm: KeyAlgorithm) -> SigningKey:
         cka_id = secrets.token_bytes(8)
@@ -202,6 +221,78 @@ class Pkcs11KeyStore:
                 infos.append(KeyInfo(key_id, str(obj[Attribute.LABEL]), algorithm))
         return infos
 
+    # -- sealing small secrets -------------------------------------------------------------
+    def seal(self, plaintext: bytes, context: bytes) -> bytes:
+        with self.lock:
+            keys = self._find_data_keys() or self._make_data_key()
+            key_id = min(keys)
+            header, nonce = seal_header(key_id), secrets.token_bytes(SEAL_NONCE_BYTES)
+            try:
+                body = keys[key_id].encrypt(
+                    plaintext,
+                    mechanism=Mechanism.AES_GCM,
+                    mechanism_param=GCMParams(nonce, header + context, 128),
+                )
+            except pkcs11.exceptions.PKCS11Error as exc:
+                raise KeyStoreError(f"sealing failed: {type(exc).__name__}") from exc
+        return header + nonce + bytes(body)
+
+    def unseal(self, sealed: bytes, context: bytes) -> bytes:
+        parts = sealed_parts(sealed)
+        with self.lock:
+            key = self._find_data_keys().get(parts.key_id)
+            if key is None:
+                raise SealedDataError("sealed with a data key this token does not hold")
+            try:
+                return bytes(
+                    key.decrypt(
+                        parts.body,
+                        mechanism=Mechanism.AES_GCM,
+                        mechanism_param=GCMParams(parts.nonce, parts.header + context, 128),
+                    )
+                )
+            except pkcs11.exceptions.PKCS11Error as exc:
+                raise SealedDataError("the sealed value does not open in this context") from exc
+
+    def _find_data_keys(self) -> dict[bytes, Any]:
+        """The token's data keys by CKA_ID (called with the lock held)."""
+        if not self._data_keys:
+            found = self._session.get_objects(
+                {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: DATA_KEY_LABEL}
+            )
+            for key in list(found):
+                cka_id = bytes(key[Attribute.ID])
+                if len(cka_id) == SEAL_KEY_ID_BYTES:
+                    self._data_keys[cka_id] = key
+        return self._data_keys
+
+    def _make_data_key(self) -> dict[bytes, Any]:
+        cka_id = secrets.token_bytes(SEAL_KEY_ID_BYTES)
+        try:
+            key = self._session.generate_key(
+                KeyType.AES,
+                256,
+                id=cka_id,
+                label=DATA_KEY_LABEL,
+                store=True,
+                capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
+                template={
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.WRAP: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.SIGN: False,
+                    Attribute.VERIFY: False,
+                    Attribute.DERIVE: False,
+                },
+            )
+        except pkcs11.exceptions.PKCS11Error as exc:
+            raise KeyStoreError(f"data key generation failed: {type(exc).__name__}") from exc
+        self._data_keys[cka_id] = key
+        return self._data_keys
+
     def store_certificate(self, key_id: str, der: bytes, label: str) -> None:
         """Write a certificate next to its key (same CKA_ID), as a token user expects."""
         from cryptography import x509
@@ -225,6 +316,7 @@ class Pkcs11KeyStore:
     def close(self) -> None:
         with self.lock:
             self._keys.clear()
+            self._data_keys.clear()
             if not self._closed:
                 self._closed = True
                 self._login.release()

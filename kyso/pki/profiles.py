@@ -5,6 +5,9 @@ Subscriber signing certificates carry nonRepudiation + digitalSignature (Circula
 emailProtection lets the same certificate sign official e-mail (S/MIME). The TSA profile
 has the single critical timeStamping EKU RFC 3161 §2.3 demands; the OCSP profile has
 id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1) so clients do not ask about the responder itself.
+The audit profile signs the audit log's checkpoints and nothing else: its one critical EKU is
+kyso's own purpose, which no subscriber profile carries, so a subscriber's key cannot pass for
+it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kyso.store.models import Profile
+
+# kyso's key purpose "signs audit-log checkpoints", under the same IANA documentation arc
+# (RFC 5612) as the default policy OIDs: it names kyso's own purpose, so it is the same in
+# every deployment (RFC 5280 §4.2.1.12 allows privately defined purposes).
+AUDIT_SIGNING_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.32473.84.10.1")
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,13 @@ SPECS: dict[Profile, ProfileSpec] = {
         extended_key_usage=(ExtendedKeyUsageOID.OCSP_SIGNING,),
         ocsp_nocheck=True,
         revocation_info=False,
+    ),
+    Profile.AUDIT: ProfileSpec(
+        Profile.AUDIT,
+        5 * 365,
+        non_repudiation=True,
+        extended_key_usage=(AUDIT_SIGNING_EKU,),
+        eku_critical=True,
     ),
 }
 

@@ -1,6 +1,12 @@
 """Time-based one-time passwords (RFC 6238 over RFC 4226 HOTP), as authenticator apps
 (Google Authenticator, FreeOTP, Microsoft Authenticator) compute them: HMAC-SHA1, 6 digits,
 30-second steps, secret shared as base32 in an ``otpauth://`` URI.
+
+A user's secret is kept sealed by the key store's data key (``users.totp_secret_sealed``,
+AES-256-GCM bound to the user's public id), so the database alone computes no code:
+:func:`read_secret` and :func:`write_secret` are the only ways in and out, and
+:func:`seal_clear_secrets` seals the clear rows an older kyso left (server start and
+``kyso init --exist-ok``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,12 @@ import secrets
 import struct
 from datetime import datetime
 from urllib.parse import quote, urlencode
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kyso.store.db import sealer
+from kyso.store.models import User
 
 PERIOD = 30
 DIGITS = 6
@@ -83,3 +95,44 @@ def provisioning_uri(secret: str, account: str, issuer: str = "kyso") -> str:
         }
     )
     return f"otpauth://totp/{label}?{query}"
+
+
+# -- the secret at rest ---------------------------------------------------------------------
+def _context(user: User) -> bytes:
+    """What a sealed secret is bound to: it opens for this user only."""
+    return f"kyso.users.totp:{user.public_id}".encode()
+
+
+def is_enrolled(user: User) -> bool:
+    return user.totp_secret_sealed is not None or user.totp_secret is not None
+
+
+def read_secret(session: Session, user: User) -> str | None:
+    """The user's secret, unsealed by the key store; None if they have none.
+
+    A clear secret is read only until :func:`seal_clear_secrets` has run (it runs when the
+    server starts). Raises :class:`kyso.keys.base.SealedDataError` for a sealed value that
+    does not open (changed, copied from another user, another key store)."""
+    if user.totp_secret_sealed is not None:
+        return sealer(session).unseal(user.totp_secret_sealed, _context(user)).decode("ascii")
+    return user.totp_secret
+
+
+def write_secret(session: Session, user: User, secret: str | None) -> None:
+    """Keep ``secret`` sealed for ``user`` (None removes it); the clear column is emptied."""
+    user.totp_secret = None
+    user.totp_secret_sealed = (
+        sealer(session).seal(secret.encode("ascii"), _context(user)) if secret else None
+    )
+
+
+def seal_clear_secrets(session: Session) -> int:
+    """Seal every secret still in clear (rows from before migration 0007); how many."""
+    clear = session.execute(
+        select(User).where(User.totp_secret.is_not(None)).with_for_update()
+    ).scalars()
+    count = 0
+    for user in clear:
+        write_secret(session, user, user.totp_secret)
+        count += 1
+    return count

@@ -123,7 +123,7 @@ class NewUser:
 
 
 def needs_totp(user: User) -> bool:
-    return user.role in TOTP_ROLES or user.totp_secret is not None
+    return user.role in TOTP_ROLES or totp.is_enrolled(user)
 
 
 def principal_for_user(session: Session, user: User) -> Principal:
@@ -162,9 +162,9 @@ def _username(value: str) -> str:
     return name
 
 
-def _enrolment(user: User) -> TotpEnrolment:
+def _enrolment(session: Session, user: User) -> TotpEnrolment:
     secret = totp.generate_secret()
-    user.totp_secret = secret
+    totp.write_secret(session, user, secret)
     user.totp_last_step = None
     return TotpEnrolment(secret, totp.provisioning_uri(secret, user.username))
 
@@ -224,7 +224,7 @@ def create(principal: Principal, session: Session, data: UserInput) -> NewUser:
         active=True,
         created_at=now,
     )
-    enrolment = _enrolment(user) if role in TOTP_ROLES else None
+    enrolment = _enrolment(session, user) if role in TOTP_ROLES else None
     session.add(user)
     session.flush()
     record(
@@ -424,7 +424,7 @@ def login(
         return _fail(session, user, now, "password", throttle)
     if not needs_totp(user):
         return _succeed(session, user, now, "password")
-    if user.totp_secret is None:
+    if not totp.is_enrolled(user):
         return LoginResult(LoginStatus.TOTP_NOT_ENROLLED)
     if totp_code is None:
         return LoginResult(LoginStatus.NEEDS_TOTP, user)
@@ -444,7 +444,7 @@ def second_factor(
     now = now or clock.now()
     if not user.active:
         return LoginResult(LoginStatus.FAILED)
-    if user.totp_secret is None:
+    if not totp.is_enrolled(user):
         return LoginResult(LoginStatus.TOTP_NOT_ENROLLED)
     return _second_factor(session, user, code, now, throttle)
 
@@ -452,8 +452,9 @@ def second_factor(
 def _second_factor(
     session: Session, user: User, code: str, now: datetime, throttle: Throttle | None = None
 ) -> LoginResult:
-    assert user.totp_secret is not None
-    step = totp.verify(user.totp_secret, code, now, after_step=user.totp_last_step)
+    secret = totp.read_secret(session, user)
+    assert secret is not None
+    step = totp.verify(secret, code, now, after_step=user.totp_last_step)
     if step is None:
         return _fail(session, user, now, "totp", throttle)
     user.totp_last_step = step
@@ -529,7 +530,7 @@ def enrol_totp(principal: Principal, session: Session, public_id: str) -> TotpEn
     user, path = _load(session, public_id)
     if principal.user_id != user.id:
         require(principal, Action.USER_ADMIN, path)
-    enrolment = _enrolment(user)
+    enrolment = _enrolment(session, user)
     record(session, Event(principal.actor, "user.totp_enrolled", user.public_id))
     return enrolment
 

@@ -4,22 +4,58 @@ SQLite is the embedded default: WAL, a busy timeout, and ``BEGIN IMMEDIATE`` for
 sessions so that two processes serialize their writes instead of failing halfway. Reading
 sessions (the OCSP responder, lists) take no write lock. PostgreSQL needs none of that; rows
 that must be serialized there are locked with ``SELECT … FOR UPDATE``.
+
+The SQLite file holds password hashes, sealed secrets and personal data: it is made 0600
+before SQLite first opens it, and SQLite gives its ``-wal`` and ``-shm`` files the database
+file's permissions (``robust_open`` in os_unix.c), whatever the process umask.
+
+Every session carries the key store's sealer (``session.info``), so a service that keeps a
+small secret (a TOTP seed) seals and unseals it without a key store in its signature.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from kyso.errors import KeyStoreError
+
+if TYPE_CHECKING:
+    from kyso.keys.base import Sealer
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+_SEALER = "kyso_sealer"
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600 if it is new; make an existing one (and its -wal, -shm,
+    -journal, as an older kyso left them) 0600 too."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
+def sealer(session: Session) -> Sealer:
+    """The key store that seals this database's small secrets (see :class:`Database`)."""
+    provider = session.info.get(_SEALER)
+    if provider is None:
+        raise KeyStoreError(
+            "this database session has no key store to seal or unseal secrets with",
+            vi="phiên cơ sở dữ liệu này không có kho khóa để niêm phong bí mật",
+        )
+    return provider()  # type: ignore[no-any-return]
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
@@ -52,23 +88,29 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
 
 
 class Database:
-    """The two session factories of one database (write and read)."""
+    """The two session factories of one database (write and read).
 
-    def __init__(self, url: str) -> None:
+    ``sealer`` gives the key store that seals secrets kept in this database (called only
+    when a secret is read or written, so commands that never touch one open no key store).
+    """
+
+    def __init__(self, url: str, *, sealer: Callable[[], Sealer] | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            path = url.split("///", 1)[-1]
+            path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _owner_only(Path(path))
             self.engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
             self.read_engine = _sqlite_engine(url, "BEGIN")
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             self.read_engine = self.engine
-        self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        info = {_SEALER: sealer} if sealer is not None else {}
+        self._writer = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._write_lock = threading.RLock() if self.is_sqlite else None
-        self._reader = sessionmaker(self.read_engine, expire_on_commit=False)
+        self._reader = sessionmaker(self.read_engine, expire_on_commit=False, info=info)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

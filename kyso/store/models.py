@@ -61,6 +61,7 @@ class IdentityRole(enum.StrEnum):
     ISSUING = "issuing"
     OCSP = "ocsp"
     TSA = "tsa"
+    AUDIT = "audit"  # signs the audit log's checkpoints (kyso.audit.checkpoints), nothing else
 
 
 class Profile(enum.StrEnum):
@@ -71,6 +72,7 @@ class Profile(enum.StrEnum):
     OCSP = "ocsp"
     SUB_CA = "sub-ca"
     ROOT_CA = "root-ca"
+    AUDIT = "audit"
 
 
 class CertStatus(enum.StrEnum):

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from kyso.context import Context
-from kyso.registry import devices, minutes, organizations, people, spreadsheets, users
+from kyso.registry import devices, minutes, organizations, people, spreadsheets, totp, users
 from kyso.registry.access import Principal
 from kyso.store.models import (
     CertStatus,
@@ -731,7 +731,7 @@ def _users_out(session: Session, rows: Iterable[User]) -> list[UserOut]:
             role=u.role,
             unit=units.get(u.organization_id) if u.organization_id else None,
             active=u.active,
-            totp_enrolled=u.totp_secret is not None,
+            totp_enrolled=totp.is_enrolled(u),
             locked_until=u.locked_until,
             last_login_at=u.last_login_at,
             created_at=u.created_at,

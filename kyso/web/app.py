@@ -6,11 +6,13 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from kyso import ratelimit
+from kyso import ratelimit, upgrade
+from kyso.audit import checkpoints
 from kyso.context import Context
 from kyso.registry import login_challenges, sessions
 from kyso.settings import Settings
@@ -52,6 +54,12 @@ def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> 
                 login_challenges.sweep(session)
         except Exception:
             log.exception("sweeping rate-limit buckets and login challenges failed")
+        if ctx.settings.audit_checkpoint_minutes > 0:
+            try:  # anchor the audit log: a signed, time-stamped checkpoint when entries were added
+                every = timedelta(minutes=ctx.settings.audit_checkpoint_minutes)
+                checkpoints.make_if_due(ctx, every)
+            except Exception:
+                log.exception("the audit log checkpoint failed")
 
 
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
@@ -60,6 +68,10 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:  # seal clear TOTP secrets, add the audit signer an older CA lacks
+            upgrade.bring_up_to_date(ctx, "system:serve")
+        except Exception:
+            log.exception("bringing this instance up to date failed")
         stop = threading.Event()
         if scheduler:
             threading.Thread(

@@ -151,9 +151,9 @@ def _crl_serials(text: str) -> set[str]:
 
 
 # -- init -------------------------------------------------------------------------------------
-def test_init_json_names_root_issuing_ocsp_and_tsa(cli: Cli) -> None:
+def test_init_json_names_root_issuing_ocsp_tsa_and_audit_signer(cli: Cli) -> None:
     identities = cli.init["identities"]
-    assert [i["role"] for i in identities] == ["root", "issuing", "ocsp", "tsa"]
+    assert [i["role"] for i in identities] == ["root", "issuing", "ocsp", "tsa", "audit"]
     for item in identities:
         assert item["subject"].startswith("CN=") and item["key_id"]
         assert int(item["serial"], 16) >= 1 << 64
@@ -181,14 +181,14 @@ def test_second_init_is_refused_on_one_clean_line(cli: Cli) -> None:
     assert "already initialized" in line and "not overwritten" in line
     assert sorted(p.name for p in (cli.home / "keys").iterdir()) == keys_before
     with cli.ctx.db.read() as session:
-        assert session.scalar(select(func.count()).select_from(CaIdentity)) == 4
+        assert session.scalar(select(func.count()).select_from(CaIdentity)) == 5
 
 
 def test_init_exist_ok_leaves_the_ca_alone(cli: Cli) -> None:
     result = _ok(cli.run("init", "--exist-ok"))
     assert "already initialized" in result.stderr
     with cli.ctx.db.read() as session:
-        assert session.scalar(select(func.count()).select_from(CaIdentity)) == 4
+        assert session.scalar(select(func.count()).select_from(CaIdentity)) == 5
 
 
 def test_init_demo_gives_vietnamese_ca_names(tmp_path: Path) -> None:
@@ -256,13 +256,13 @@ def test_init_on_a_fresh_postgresql_database(
             cwd=tmp_path,
         )
     )
-    assert [i["role"] for i in data["identities"]] == ["root", "issuing", "ocsp", "tsa"]
+    assert [i["role"] for i in data["identities"]] == ["root", "issuing", "ocsp", "tsa", "audit"]
     assert data["database"] == url.split("@")[-1]  # no user name in what is printed
     ctx = Context(Settings.from_env(env))
     try:
         assert ctx.db.engine.dialect.name == "postgresql"
         with ctx.db.read() as session:
-            assert session.scalar(select(func.count()).select_from(CaIdentity)) == 4
+            assert session.scalar(select(func.count()).select_from(CaIdentity)) == 5
             assert verify(session).ok
     finally:
         ctx.close()

@@ -1,6 +1,8 @@
 """Pages: the audit log for administrators and auditors — searchable (who, what, on which
 record, when), newest first, each entry in full, exported as CSV, and the result of the
-hash-chain check (:func:`kyso.audit.log.verify`): intact, or broken at entry N."""
+hash-chain check held against the newest signed checkpoint
+(:func:`kyso.audit.checkpoints.verify`): intact or broken at entry N, and anchored up to a
+checkpoint or not matching it (entries removed, the log rewritten, a forged checkpoint)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from kyso import clock
-from kyso.audit import log as audit
+from kyso.audit import checkpoints
 from kyso.errors import InvalidInput, NotFound
 from kyso.registry import spreadsheets
 from kyso.registry.access import Action, Principal, require
@@ -104,19 +106,21 @@ class ChainResult:
     problem: str | None
     seconds: float
     at: datetime
+    anchor: checkpoints.AnchoredCheck
 
 
 def _verify(ctx: Any) -> ChainResult:
     started = time.perf_counter()
-    with ctx.db.read() as session:
-        result = audit.verify(session)
+    result = checkpoints.verify(ctx)
+    chain = result.chain
     return ChainResult(
-        result.ok,
-        result.entries,
-        result.first_bad_seq,
-        result.problem,
+        chain.ok,
+        chain.entries,
+        chain.first_bad_seq,
+        chain.problem,
         time.perf_counter() - started,
         clock.now(),
+        result,
     )
 
 

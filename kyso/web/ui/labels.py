@@ -46,6 +46,7 @@ LABELS: dict[str, dict[str, str]] = {
         "ocsp": N_("OCSP responder"),
         "sub-ca": N_("Issuing CA"),
         "root-ca": N_("Root CA"),
+        "audit": N_("Audit log signing"),
     },
     "cert_status": {
         "good": N_("Valid"),
