@@ -167,6 +167,13 @@ def approve_command(
     as_user: Annotated[str, typer.Option("--as", help="The approving administrator.")],
     note: Annotated[str | None, typer.Option()] = None,
     batch: Annotated[bool, typer.Option("--batch", help="REQUEST_ID is a bulk job.")] = False,
+    confirm_subscriber_changes: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-subscriber-changes",
+            help="Accept the changes to an existing subscriber's record the refusal listed.",
+        ),
+    ] = False,
 ) -> None:
     """Approve a request (the last approval needed carries it out) or a whole batch."""
     main = _main()
@@ -180,7 +187,14 @@ def approve_command(
             _run_with_progress(main, ctx, who, request_id)
         return
     with ctx.db.session() as session:
-        request = workflow.approve(who, session, ctx.authority, request_id, note=note)
+        request = workflow.approve(
+            who,
+            session,
+            ctx.authority,
+            request_id,
+            note=note,
+            confirm_subscriber_changes=confirm_subscriber_changes,
+        )
         state = request.state
     main.out.print(f"{request_id}: {workflow.STATE_LABELS[state]}")
 

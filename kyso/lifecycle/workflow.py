@@ -138,6 +138,9 @@ class Envelope:
     fields: dict[str, Any]
     key: KeyChoice | None = None
     row: int | None = None
+    # The changes to an existing subscriber's record an approver saw and confirmed
+    # ({field: [old, new]}); carrying out applies exactly these or refuses.
+    confirmed: dict[str, list[str | None]] | None = None
 
     def dumps(self) -> str:
         data: dict[str, Any] = {"fields": self.fields}
@@ -145,13 +148,17 @@ class Envelope:
             data["key"] = self.key.to_json()
         if self.row is not None:
             data["row"] = self.row
+        if self.confirmed is not None:
+            data["confirmed"] = self.confirmed
         return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def loads(cls, text: str) -> Envelope:
         data = json.loads(text)
         key = KeyChoice.from_json(data["key"]) if data.get("key") else None
-        return cls(dict(data.get("fields") or {}), key, data.get("row"))
+        return cls(
+            dict(data.get("fields") or {}), key, data.get("row"), data.get("confirmed") or None
+        )
 
 
 def envelope(request: CertificateRequest) -> Envelope:
@@ -189,14 +196,14 @@ def _not_found(public_id: str) -> NotFound:
     return NotFound(f"request {public_id}", vi=f"yêu cầu {public_id}")
 
 
-def _lock(session: Session, public_id: str) -> tuple[CertificateRequest, Organization]:
+def _lock(
+    session: Session, public_id: str, *, lock: bool = True
+) -> tuple[CertificateRequest, Organization]:
     """The request, locked until the transaction ends, with its (requesting) unit."""
-    request = session.execute(
-        select(CertificateRequest)
-        .where(CertificateRequest.public_id == public_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    query = select(CertificateRequest).where(CertificateRequest.public_id == public_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    request = session.execute(query).scalar_one_or_none()
     if request is None:
         raise _not_found(public_id)
     unit = session.get(Organization, request.organization_id)
@@ -494,9 +501,14 @@ def _link(
         if form.province is None and target_unit.province:
             form = replace(form, province=target_unit.province)
         if t is RequestType.NEW_INDIVIDUAL and form.id_number:
-            request.person_id = session.execute(
-                select(Person.id).where(Person.id_number == form.id_number)
-            ).scalar_one_or_none()
+            # Only a person the requester may see: a CCCD from another district must not
+            # show its holder's record (the approver sees and decides, see subscriber_changes).
+            known = session.execute(
+                select(Person.id, Organization.path)
+                .join(Organization, Organization.id == Person.organization_id)
+                .where(Person.id_number == form.id_number)
+            ).first()
+            request.person_id = known.id if known and principal.covers(known.path) else None
     elif t is RequestType.NEW_ORGANIZATION:
         target_unit = subject_unit or (
             session.get(Organization, request.subject_organization_id)
@@ -958,9 +970,14 @@ def approve(
     public_id: str,
     *,
     note: str | None = None,
+    confirm_subscriber_changes: bool = False,
 ) -> CertificateRequest:
     """One approver's yes; the last one needed carries the request out in this transaction
-    (except a token key, which waits for :func:`issue` with the token's PIN)."""
+    (except a token key, which waits for :func:`issue` with the token's PIN).
+
+    A request that would move an existing subscriber to another unit or change their record
+    is refused until the approver confirms those very changes (``subscriber_changes`` lists
+    them); the confirmation is kept with the request and written to its history."""
     require(principal, Action.REQUEST_DECIDE)
     if principal.user_id is None:
         raise Forbidden(
@@ -987,6 +1004,22 @@ def approve(
         raise Conflict(
             f"you have already approved request {public_id}; it needs another approver",
             vi=f"bạn đã duyệt yêu cầu {public_id}; cần một người duyệt khác",
+        )
+    pending = _pending_changes(session, request)
+    if pending is not None:
+        if not confirm_subscriber_changes:
+            raise SubscriberChangesUnconfirmed(pending.summary("en"), vi=pending.summary("vi"))
+        stored = envelope(request)
+        request.form = replace(stored, confirmed=pending.key()).dumps()
+        _event(
+            principal,
+            session,
+            request,
+            S.SUBMITTED,
+            S.SUBMITTED,
+            f"xác nhận thay đổi hồ sơ thuê bao {pending.person_public_id}: "
+            + pending.summary("vi"),
+            action="request.subscriber_changes_confirmed",
         )
     try:
         with session.begin_nested():
@@ -1115,14 +1148,61 @@ def _carry_out(
     )
 
 
-def _subscriber(
-    principal: Principal, session: Session, request: CertificateRequest, prepared: Prepared
-) -> int | None:
-    """The registry's person for an individual certificate: found by identity number (or
-    the request's link) and brought up to date with the form, or created from it."""
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    label_vi: str
+    label_en: str
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class SubscriberChanges:
+    """What carrying out a request would change in an existing subscriber's record: shown to
+    the approver, applied only once confirmed (never a silent move between units, never
+    overwritten contact data)."""
+
+    person_public_id: str
+    person_name: str
+    unit_name: str
+    changes: tuple[FieldChange, ...]
+
+    def key(self) -> dict[str, list[str | None]]:
+        return {c.field: [c.old, c.new] for c in self.changes}
+
+    def summary(self, lang: str = "vi") -> str:
+        return "; ".join(
+            f"{c.label_vi if lang == 'vi' else c.label_en}: {c.old or '—'} → {c.new or '—'}"
+            for c in self.changes
+        )
+
+
+_PERSON_LABELS = {
+    "organization": ("Đơn vị", "Unit"),
+    "full_name": ("Họ và tên", "Full name"),
+    "date_of_birth": ("Ngày sinh", "Date of birth"),
+    "id_number": ("Số CCCD", "Citizen ID number"),
+    "id_issue_date": ("Ngày cấp CCCD", "ID issue date"),
+    "id_issue_place": ("Nơi cấp CCCD", "ID issue place"),
+    "position": ("Chức vụ", "Position"),
+    "email": ("Thư điện tử", "E-mail"),
+    "mobile": ("Số điện thoại di động", "Mobile"),
+}
+
+
+def _shown(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _existing_subscriber(
+    session: Session, request: CertificateRequest, prepared: Prepared
+) -> tuple[Person | None, people.PersonInput | None, Organization | None]:
     form = prepared.subscriber
     if form is None or prepared.subject_unit is None:
-        return request.person_id
+        return None, None, None
     unit = prepared.subject_unit
     person = session.get(Person, request.person_id) if request.person_id else None
     if person is None and form.id_number:
@@ -1140,20 +1220,102 @@ def _subscriber(
         email=form.email,
         mobile=form.mobile,
     )
+    return person, data, unit
+
+
+def _changes_to(
+    session: Session, person: Person, data: people.PersonInput, unit: Organization
+) -> tuple[dict[str, Any], SubscriberChanges]:
+    """The update for ``person`` (as people.update takes it) and the same said for people."""
+    current = {name: getattr(person, name) for name in people.EDITABLE - {"organization"}}
+    update: dict[str, Any] = {
+        name: getattr(data, name)
+        for name in sorted(current)
+        if getattr(data, name) is not None and getattr(data, name) != current[name]
+    }
+    shown = [
+        FieldChange(name, *_PERSON_LABELS[name], _shown(current[name]), _shown(update[name]))
+        for name in update
+    ]
+    old_unit = session.get(Organization, person.organization_id)
+    if person.organization_id != unit.id:
+        update["organization"] = unit.public_id
+        shown.insert(
+            0,
+            FieldChange(
+                "organization",
+                *_PERSON_LABELS["organization"],
+                old_unit.name if old_unit is not None else None,
+                unit.name,
+            ),
+        )
+    return update, SubscriberChanges(
+        person.public_id,
+        person.full_name,
+        old_unit.name if old_unit is not None else "",
+        tuple(shown),
+    )
+
+
+def subscriber_changes(
+    principal: Principal, session: Session, public_id: str
+) -> SubscriberChanges | None:
+    """For an approver: what approving ``public_id`` would change in an existing subscriber's
+    record (another unit's person, found by the CCCD on the form), or None."""
+    request, unit = _lock(session, public_id, lock=False)
+    require(principal, Action.REQUEST_DECIDE, unit.path)
+    return _pending_changes(session, request)
+
+
+def _must_confirm(request_type: RequestType, update: Mapping[str, Any]) -> bool:
+    """A new certificate for a person already on record (form 01, found by the CCCD, maybe
+    in another unit) changes nothing of theirs unconfirmed; a change of information (form
+    04) is asked for by the person's own unit, so only a move to another unit is confirmed."""
+    if request_type is RequestType.NEW_INDIVIDUAL:
+        return bool(update)
+    return "organization" in update
+
+
+def _pending_changes(session: Session, request: CertificateRequest) -> SubscriberChanges | None:
+    if request.type not in (RequestType.NEW_INDIVIDUAL, RequestType.RENEWAL_CHANGE):
+        return None
+    person, data, unit = _existing_subscriber(session, request, prepare(session, request))
+    if person is None or data is None or unit is None:
+        return None
+    update, shown = _changes_to(session, person, data, unit)
+    return shown if _must_confirm(request.type, update) else None
+
+
+class SubscriberChangesUnconfirmed(Conflict):
+    code = "subscriber_changes_unconfirmed"
+    message_vi = (
+        "Yêu cầu này sẽ thay đổi hồ sơ một thuê bao đã có; người duyệt cần xem và xác nhận "
+        "các thay đổi trước khi duyệt."
+    )
+    message_en = (
+        "This request would change an existing subscriber's record; the approver must see "
+        "and confirm the changes before approving."
+    )
+
+
+def _subscriber(
+    principal: Principal, session: Session, request: CertificateRequest, prepared: Prepared
+) -> int | None:
+    """The registry's person for an individual certificate: found by identity number (or
+    the request's link) and brought up to date with the form — only with the changes an
+    approver confirmed — or created from it."""
+    person, data, unit = _existing_subscriber(session, request, prepared)
+    if data is None or unit is None:
+        return request.person_id
     acting = _acting(principal)
     if person is None:
         person = people.insert(acting, session, data, unit)
     else:
-        current = {name: getattr(person, name) for name in people.EDITABLE - {"organization"}}
-        changes: dict[str, Any] = {
-            name: getattr(data, name)
-            for name in current
-            if getattr(data, name) is not None and getattr(data, name) != current[name]
-        }
-        if person.organization_id != unit.id:
-            changes["organization"] = unit.public_id
-        if changes:
-            person = people.update(acting, session, person.public_id, person.version, changes)
+        update, shown = _changes_to(session, person, data, unit)
+        if _must_confirm(request.type, update) and envelope(request).confirmed != shown.key():
+            raise SubscriberChangesUnconfirmed(shown.summary("en"), vi=shown.summary("vi"))
+        if update:
+            person = people.update(acting, session, person.public_id, person.version, update)
     request.person_id = person.id
     return person.id
 

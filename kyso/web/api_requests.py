@@ -74,6 +74,29 @@ class NoteBody(_Body):
     note: Text = None
 
 
+class ApproveBody(_Body):
+    note: Text = None
+    # The approver saw GET …/subscriber-changes and accepts exactly those changes.
+    confirm_subscriber_changes: bool = False
+
+
+class FieldChangeOut(BaseModel):
+    field: str
+    label: str
+    label_en: str
+    old: str | None
+    new: str | None
+
+
+class SubscriberChangesOut(BaseModel):
+    """What approving would change in an existing subscriber's record (null: nothing)."""
+
+    person: str
+    full_name: str
+    unit: str
+    changes: list[FieldChangeOut]
+
+
 class RejectBody(_Body):
     reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_no_nul)]
 
@@ -473,12 +496,39 @@ def cancel_request(
     return _detail(ctx, who, public_id)
 
 
+@router.get("/requests/{public_id}/subscriber-changes", response_model=SubscriberChangesOut | None)
+def subscriber_changes(public_id: Id, ctx: Ctx, who: Who) -> SubscriberChangesOut | None:
+    """For approvers: the existing subscriber's record that approving would change."""
+    with ctx.db.read() as session:
+        found = workflow.subscriber_changes(who, session, public_id)
+    if found is None:
+        return None
+    return SubscriberChangesOut(
+        person=found.person_public_id,
+        full_name=found.person_name,
+        unit=found.unit_name,
+        changes=[
+            FieldChangeOut(
+                field=c.field, label=c.label_vi, label_en=c.label_en, old=c.old, new=c.new
+            )
+            for c in found.changes
+        ],
+    )
+
+
 @router.post("/requests/{public_id}/approve", response_model=RequestDetail)
 def approve_request(
-    public_id: Id, ctx: Ctx, who: Who, body: NoteBody | None = None
+    public_id: Id, ctx: Ctx, who: Who, body: ApproveBody | None = None
 ) -> RequestDetail:
     with ctx.db.session() as session:
-        workflow.approve(who, session, ctx.authority, public_id, note=body.note if body else None)
+        workflow.approve(
+            who,
+            session,
+            ctx.authority,
+            public_id,
+            note=body.note if body else None,
+            confirm_subscriber_changes=body.confirm_subscriber_changes if body else False,
+        )
     return _detail(ctx, who, public_id)
 
 

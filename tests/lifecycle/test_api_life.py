@@ -143,7 +143,14 @@ def test_a_certificate_lives_through_the_api_with_ocsp_answering_at_each_step(
     cid = change.json()["id"]
     assert change.json()["state"] == "submitted"
     assert change.json()["target_certificate"] == first_serial
-    issued = api.post(f"/api/v1/requests/{cid}/approve", headers=admin).json()
+    # the change moves the person from the department to the district: seen and confirmed
+    moves = api.get(f"/api/v1/requests/{cid}/subscriber-changes", headers=admin).json()
+    assert moves["changes"][0]["field"] == "organization"
+    unconfirmed = api.post(f"/api/v1/requests/{cid}/approve", headers=admin)
+    assert unconfirmed.status_code == 409
+    issued = api.post(
+        f"/api/v1/requests/{cid}/approve", headers=admin, json={"confirm_subscriber_changes": True}
+    ).json()
     assert issued["state"] == "issued"
     second_pem = issued["certificate_pem"]
     second = x509.load_pem_x509_certificate(second_pem.encode())

@@ -701,6 +701,20 @@ def _detail(ctx: Context, who: Principal, public_id: str) -> workflow.RequestVie
         return workflow.get(who, session, public_id)
 
 
+def _pending_changes(
+    ctx: Context, who: Principal, view: workflow.RequestView
+) -> workflow.SubscriberChanges | None:
+    """For an approver, before the decision: the existing subscriber's record this request
+    would change (another unit's person found by the CCCD), to be seen and confirmed."""
+    if view.request.state is not RequestState.SUBMITTED or not who.can(Action.REQUEST_DECIDE):
+        return None
+    try:
+        with ctx.db.read() as session:
+            return workflow.subscriber_changes(who, session, view.request.public_id)
+    except KysoError:  # an incomplete form: the approval itself says what is wrong
+        return None
+
+
 def _fields_shown(view: workflow.RequestView) -> list[tuple[str, Any, str | None]]:
     """(label msgid, value, kind of choice) of the stored form, in the form's order."""
     stored = view.envelope.fields
@@ -718,10 +732,15 @@ def _fields_shown(view: workflow.RequestView) -> list[tuple[str, Any, str | None
 @router.get("/requests/{public_id}", include_in_schema=False)
 def show_request(request: Request, ctx: Ctx, viewer: SignedIn, public_id: PublicId) -> Response:
     view = _detail(ctx, viewer.principal, public_id)
-    return render(request, "requests/detail.html", _detail_context(view, {}))
+    changes = _pending_changes(ctx, viewer.principal, view)
+    return render(request, "requests/detail.html", _detail_context(view, {}, changes))
 
 
-def _detail_context(view: workflow.RequestView, errors: Mapping[str, str]) -> dict[str, Any]:
+def _detail_context(
+    view: workflow.RequestView,
+    errors: Mapping[str, str],
+    changes: workflow.SubscriberChanges | None = None,
+) -> dict[str, Any]:
     r = view.request
     key = view.envelope.key
     waits_for_token = (
@@ -737,6 +756,7 @@ def _detail_context(view: workflow.RequestView, errors: Mapping[str, str]) -> di
         "waits_for_token": waits_for_token,
         "approved_count": len(view.approvals),
         "errors": errors,
+        "subscriber_changes": changes,
     }
 
 
@@ -901,9 +921,16 @@ def _move_failed(
     errors = _field_errors(request, exc, known)
     if field and "form" in errors and not isinstance(exc, FieldErrors) and exc.http_status == 422:
         errors = {field: errors["form"]}
+    if isinstance(exc, workflow.SubscriberChangesUnconfirmed):
+        _ = guard.environment_gettext(request)
+        errors = {"confirm_subscriber_changes": _("Read the changes and confirm them first.")}
     status = 422 if exc.http_status in (400, 422) else exc.http_status
+    changes = _pending_changes(ctx, who, view)
     return render(
-        request, "requests/detail.html", _detail_context(view, errors), status_code=status
+        request,
+        "requests/detail.html",
+        _detail_context(view, errors, changes),
+        status_code=status,
     )
 
 
@@ -962,7 +989,9 @@ async def approve_request(
     request: Request, ctx: Ctx, viewer: SignedIn, public_id: PublicId
 ) -> Response:
     _ = guard.environment_gettext(request)
-    note = _text(await request.form(), "note") or None
+    form = await request.form()
+    note = _text(form, "note") or None
+    confirmed = _text(form, "confirm_subscriber_changes") == "yes"
 
     def said(done: Any) -> str:
         if done.state is RequestState.ISSUED:
@@ -977,7 +1006,14 @@ async def approve_request(
         ctx,
         viewer,
         public_id,
-        lambda s: workflow.approve(viewer.principal, s, ctx.authority, public_id, note=note),
+        lambda s: workflow.approve(
+            viewer.principal,
+            s,
+            ctx.authority,
+            public_id,
+            note=note,
+            confirm_subscriber_changes=confirmed,
+        ),
         said,
         "note",
     )
