@@ -590,3 +590,15 @@ def test_an_older_ca_gets_an_audit_signer_and_its_first_anchor_from_init_exist_o
     assert len(_audit_signers(logged)) == 1
     check = logged.check()
     assert check.ok and check.unanchored == 0  # anchored up to the signer's own entry
+
+
+@pytest.mark.softhsm
+def test_a_checkpoint_signed_by_an_audit_key_in_the_hsm_verifies(hsm_instance) -> None:
+    ctx = hsm_instance.ctx
+    assert ctx.authority.identity(IdentityRole.AUDIT).key.key_id.startswith("p11-")
+    with ctx.db.session() as session:
+        record(session, Event("test:hsm", "test.action", None, {"n": 1}))
+    made = checkpoints.make(ctx)
+    check = checkpoints.verify(ctx)
+    assert made is not None and check.ok, check.describe()
+    assert check.checkpoint is not None and check.checkpoint.seq == made.seq
