@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from kyso.errors import InvalidInput
+from kyso.textcheck import hidden_character
 
 # Vietnamese CAs carry the personal ID (CCCD/CMND) or the tax code (MST) in UID,
 # e.g. ``UID=CCCD:001234567890`` or ``UID=MST:4700123456``.
@@ -92,10 +93,13 @@ def check_subject(name: x509.Name) -> x509.Name:
                 vi=f"không dùng thuộc tính {attribute.oid.dotted_string} trong chủ thể",
             )
         value = str(attribute.value)
-        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        hidden = hidden_character(value)
+        if hidden is not None:
             raise InvalidInput(
-                f"{attribute.rfc4514_attribute_name} contains control characters",
-                vi=f"{attribute.rfc4514_attribute_name} chứa ký tự điều khiển",
+                f"{attribute.rfc4514_attribute_name} contains a control or invisible "
+                f"character ({hidden})",
+                vi=f"{attribute.rfc4514_attribute_name} chứa ký tự điều khiển hoặc ký tự ẩn "
+                f"({hidden})",
             )
         if not value.strip():
             raise InvalidInput(

@@ -108,8 +108,13 @@ class Responder:
         items: Sequence[tuple[str, int, _Status]],
         nonce: bytes | None = None,
     ) -> tuple[bytes, datetime, datetime]:
-        """Sign one BasicOCSPResponse; items are (CertID hash name, serial, status)."""
-        signer = self.authority.identity(IdentityRole.OCSP)
+        """Sign one BasicOCSPResponse; items are (CertID hash name, serial, status).
+
+        RFC 6960 §4.2.2.2: the response is signed by the CA that issued the certificate or by
+        a responder that CA authorised. kyso's delegated responder is the issuing CA's, so
+        answers about certificates the root issued (the issuing CA's own, for one) are
+        signed by the root itself."""
+        signer = self._signer_for(issuer)
         now = clock.now()
         next_update = now + self.validity
         issuer_name = issuer.asn1.subject.dump()
@@ -158,6 +163,14 @@ class Responder:
             }
         ).dump()
         return der, now, next_update
+
+    def _signer_for(self, issuer: Identity) -> Identity:
+        delegated = self.authority.identity(IdentityRole.OCSP)
+        if delegated.asn1.issuer == issuer.asn1.subject and (
+            delegated.asn1.authority_key_identifier in (None, issuer.key_identifier)
+        ):
+            return delegated
+        return issuer
 
     # -- pre-signing --------------------------------------------------------------------------
     def presign(self, session: Session, cert: Certificate) -> OcspResponse:

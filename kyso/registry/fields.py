@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from kyso.errors import InvalidInput
+from kyso.textcheck import hidden_character
 
 T = TypeVar("T")
 
@@ -89,14 +90,20 @@ def fold(text: str) -> str:
 
 
 def text(field: str, value: str | None, *, max_length: int, required: bool = False) -> str | None:
-    """Trimmed NFC text (names typed on a Mac arrive decomposed), no control characters."""
+    """Trimmed NFC text (names typed on a Mac arrive decomposed), no control characters and
+    no invisible or direction-changing ones (:mod:`kyso.textcheck`)."""
     if value is None or not str(value).strip():
         if required:
             raise FieldProblem(field, "is required", "bắt buộc phải có")
         return None
     cleaned = unicodedata.normalize("NFC", " ".join(str(value).split()))
-    if any(unicodedata.category(c) == "Cc" for c in cleaned):
-        raise FieldProblem(field, "contains control characters", "chứa ký tự điều khiển")
+    hidden = hidden_character(cleaned)
+    if hidden is not None:
+        raise FieldProblem(
+            field,
+            f"contains a control or invisible character ({hidden})",
+            f"chứa ký tự điều khiển hoặc ký tự ẩn ({hidden})",
+        )
     if len(cleaned) > max_length:
         raise FieldProblem(
             field, f"is longer than {max_length} characters", f"dài quá {max_length} ký tự"

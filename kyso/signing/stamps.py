@@ -41,6 +41,7 @@ from kyso import clock
 from kyso.errors import InvalidInput
 from kyso.signing.fonts import SERIF_BOLD, SERIF_REGULAR
 from kyso.signing.placement import Placement
+from kyso.textcheck import hidden_character
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -77,6 +78,17 @@ class CopyKind(enum.StrEnum):
     TRICH_SAO = "TRÍCH SAO"
 
 
+_TEXTS = (
+    "position_title",
+    "full_name",
+    "number",
+    "copy_kind",
+    "copying_org",
+    "received_number",
+    "receiving_org",
+)
+
+
 @dataclass
 class Appearance:
     """What a visible signature shows. Which fields are needed depends on ``kind``."""
@@ -108,7 +120,8 @@ class Appearance:
                 ) from exc
 
     def check(self) -> None:
-        """Refuse an appearance that misses what its kind must show."""
+        """Refuse an appearance that misses what its kind must show, or whose text holds a
+        character that would print differently from what is stored (:mod:`kyso.textcheck`)."""
         need: dict[StampKind, list[tuple[str, str, str]]] = {
             StampKind.APPROVAL: [("signature_image", "the signature image", "ảnh chữ ký")],
             StampKind.ISSUING: [
@@ -131,6 +144,16 @@ class Appearance:
             if value is None or (isinstance(value, str | bytes) and not value.strip()):
                 raise InvalidInput(
                     f"a {self.kind.value} stamp needs {en}", vi=f"chữ ký loại này cần {vi}"
+                )
+        for attr in _TEXTS:  # what the stamp prints must read as it is stored
+            value = getattr(self, attr)
+            # line breaks are the stamp's own (a title on two lines); nothing else hidden
+            lines = value.replace("\r\n", "\n").replace("\n", "") if isinstance(value, str) else ""
+            hidden = hidden_character(lines)
+            if hidden is not None:
+                raise InvalidInput(
+                    f"{attr}: contains a control or invisible character ({hidden})",
+                    vi=f"{attr}: chứa ký tự điều khiển hoặc ký tự ẩn ({hidden})",
                 )
         if self.kind is StampKind.APPROVAL and self.placement is None:
             raise InvalidInput(
