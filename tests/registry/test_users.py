@@ -205,6 +205,7 @@ def test_every_failure_reads_the_same_and_costs_the_same(registry, uniq) -> None
             messages.add((caught.value.message("vi"), caught.value.message("en")))
     assert len(messages) == 1
     medians = {case: statistics.median(times) for case, times in timings.items()}
+    print("\n" + ", ".join(f"{case}: {t * 1000:.0f} ms" for case, t in medians.items()))
     slowest, fastest = max(medians.values()), min(medians.values())
     assert fastest > slowest * 0.5, medians  # Argon2 (~tens of ms) dominates every case
 

@@ -205,7 +205,7 @@ def change_password(
                 p.vi if guard.language(request) == "vi" else p.en for p in exc.problems
             )
         except KysoError as exc:
-            field = "current" if exc.code == "forbidden" else "new"
+            field = "current" if exc.code in ("forbidden", "rate_limited") else "new"
             errors[field] = exc.message(guard.language(request))
             if exc.code == "forbidden":
                 with ctx.db.session() as session:
