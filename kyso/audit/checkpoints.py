@@ -247,11 +247,21 @@ def _read_statement(data: bytes) -> tuple[int, str, datetime]:
 
 
 def sign_statement(data: bytes, identity: SignerIdentity, tsa: TimeStampAuthority) -> bytes:
-    """A detached CAdES B-T signature of ``data`` (kyso's one CAdES signer)."""
+    """A detached CAdES B-T signature of ``data`` (kyso's one CAdES signer).
+
+    The time-stamp is asked without certReq: the TSA's certificate is one of kyso's
+    identities already, and leaving it (and its issuer) out halves every checkpoint (about
+    3 KB instead of 6 KB, in the database and in the file)."""
     from kyso.signing.cades import Level, sign_cms
     from kyso.signing.timestamps import InProcessTimeStamper
 
-    return sign_cms(data, identity, level=Level.B_T, timestamper=InProcessTimeStamper(tsa))
+    class WithoutTsaCertificates(InProcessTimeStamper):
+        def request_cms(self, message_digest: bytes, md_algorithm: str) -> Any:
+            nonce, request = super().request_cms(message_digest, md_algorithm)
+            request["cert_req"] = False
+            return nonce, request
+
+    return sign_cms(data, identity, level=Level.B_T, timestamper=WithoutTsaCertificates(tsa))
 
 
 def _timestamp_token(signer_info: cms.SignerInfo) -> cms.ContentInfo | None:

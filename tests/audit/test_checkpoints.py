@@ -232,11 +232,12 @@ def test_openssl_verifies_the_checkpoint_and_its_time_stamp(
     )
     assert row.timestamp_token == token.dump()
     (tmp_path / "token.der").write_bytes(token.dump())
+    (tmp_path / "tsa.pem").write_text(authority.identity(IdentityRole.TSA).pem())
     digest = hashlib.sha256(signer_info["signature"].native).hexdigest()
     stamped = subprocess.run(
         [
             "openssl", "ts", "-verify", "-digest", digest, "-in", str(tmp_path / "token.der"),
-            "-token_in", "-CAfile", str(chain),
+            "-token_in", "-CAfile", str(chain), "-untrusted", str(tmp_path / "tsa.pem"),
         ],
         capture_output=True,
         text=True,
