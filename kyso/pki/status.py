@@ -44,7 +44,9 @@ def normalize_serial(serial: str) -> str:
     return text
 
 
-CA_PROFILES = frozenset({Profile.ROOT_CA, Profile.SUB_CA, Profile.OCSP, Profile.TSA})
+CA_PROFILES = frozenset(
+    {Profile.ROOT_CA, Profile.SUB_CA, Profile.OCSP, Profile.TSA, Profile.AUDIT}
+)
 
 
 class CaCertificateProtected(Forbidden):

@@ -37,7 +37,7 @@ from kyso.store.models import (
 )
 from kyso.web.app import create_app
 
-ROLES = (IdentityRole.ROOT, IdentityRole.ISSUING, IdentityRole.OCSP, IdentityRole.TSA)
+ROLES = tuple(IdentityRole)  # root, issuing CA, OCSP responder, TSA, audit signer
 
 
 @pytest.fixture
