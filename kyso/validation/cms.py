@@ -506,6 +506,9 @@ async def path_failure(
 # -- time-stamps --------------------------------------------------------------------------
 
 
+_NOT_THIS_SIGNATURE = "the time-stamp does not match this signature"
+
+
 async def _check_timestamp(
     token: cms.ContentInfo,
     expected_imprint: Callable[[str], bytes],
@@ -530,20 +533,34 @@ async def _check_timestamp(
             ),
             None,
         )
+        imprint = tst_info["message_imprint"]
+        matches = imprint["hashed_message"].native == expected_imprint(
+            imprint["hash_algorithm"]["algorithm"].native
+        )
     except (ValueError, TypeError, KeyError, AttributeError, IndexError):
         return TimestampCheck(None, False, False, problem="the time-stamp token is damaged")
+    if not matches:
+        return TimestampCheck(gen_time, False, False, problem=_NOT_THIS_SIGNATURE)
     if tsa_cert is None:  # cannot be checked, not shown to be broken either
         return TimestampCheck(gen_time, True, False, problem="the TSA certificate is missing")
     context = _context(trust, moment=moment, for_certs=certs, crls=crls, ocsps=ocsps)
     try:
         status = await validate_tst_signed_data(signed_data, context, expected_imprint)
-    except (SignatureValidationError, CMSExtractionError, CMSStructuralError, ValueError) as exc:
+    except SignatureValidationError as exc:
+        if exc.ades_subindication is AdESIndeterminate.NO_SIGNING_CERTIFICATE_FOUND:
+            # Its signing-certificate attribute names another certificate (EU DSS's
+            # cms-wrong-sign-cert-ref.p7m): the TSA is not identified, so the time-stamp
+            # proves nothing, but nothing shows it altered either.
+            problem = "the TSA's certificate cannot be identified"
+            return TimestampCheck(gen_time, True, False, certificate_info(tsa_cert), problem)
+        return TimestampCheck(gen_time, False, False, certificate_info(tsa_cert), str(exc))
+    except (CMSExtractionError, CMSStructuralError, ValueError) as exc:
         return TimestampCheck(gen_time, False, False, certificate_info(tsa_cert), str(exc))
     intact = bool(status["intact"] and status["valid"])
     trusted = intact and status["trust_problem_indic"] is None and status["validation_path"]
     problem = None
     if not intact:
-        problem = "the time-stamp does not match this signature"
+        problem = _NOT_THIS_SIGNATURE
     elif not trusted:
         indic = status["trust_problem_indic"]
         problem = f"the TSA is not trusted ({getattr(indic, 'name', indic)})"

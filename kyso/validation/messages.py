@@ -155,6 +155,15 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
     revocation = sig.revocation
     revoked_at = revocation.revoked_at if revocation else None
     signer = sig.signer
+    if sub is SubIndication.HASH_FAILURE and sig.integrity and sig.timestamp_time is not None:
+        # The content and the signature value are fine: it is the time-stamp that does not
+        # belong to this signature.
+        return (
+            "dấu thời gian kèm theo không phải của chữ ký này (giá trị băm trong dấu thời gian "
+            "không khớp với giá trị chữ ký)",
+            "the time-stamp attached is not this signature's (its imprint does not match the "
+            "signature value)",
+        )
     if sub is SubIndication.HASH_FAILURE:
         return (
             "nội dung đã ký bị thay đổi (giá trị băm không khớp) — tài liệu đã bị sửa sau khi ký",

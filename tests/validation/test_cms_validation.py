@@ -961,3 +961,43 @@ def test_reports_show_countersignatures_what_is_covered_and_notes(
         )
         assert title in body and serial in body
         assert digest in body and "1.3.6.1.4.1.99999.1.1" in body
+
+
+def _move_time_stamp(source: bytes, target: bytes, *, strip_certificates: bool = False) -> bytes:
+    """``target`` with the signature time-stamp token of ``source`` in its unsigned
+    attributes: a real token, over another signature value."""
+    (token,) = [
+        a["values"][0]
+        for a in cms.ContentInfo.load(source)["content"]["signer_infos"][0]["unsigned_attrs"]
+        if a["type"].native == "signature_time_stamp_token"
+    ]
+    token = cms.ContentInfo.load(token.dump())
+    if strip_certificates:
+        token["content"]["certificates"] = cms.CertificateSet([])
+    content_info = cms.ContentInfo.load(target)
+    info = content_info["content"]["signer_infos"][0]
+    info["unsigned_attrs"] = cms.CMSAttributes(
+        [cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [token]})]
+    )
+    return content_info.dump()
+
+
+@pytest.mark.parametrize("strip", [False, True], ids=["with-tsa-certificate", "without"])
+def test_a_time_stamp_of_another_signature_is_named_as_such(
+    sqlite_ctx: Context, tools: PemSigner, trust: TrustContext, strip: bool
+) -> None:
+    stamped = sign_cms(
+        b"another document",
+        tools.identity,
+        level=Level.B_T,
+        timestamper=InProcessTimeStamper(sqlite_ctx.tsa),
+    )
+    moved = _move_time_stamp(stamped, sign_cms(DATA, tools.identity), strip_certificates=strip)
+    (sig,) = validate_cms(moved, DATA, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    )
+    assert sig.integrity  # the content and the signature value are untouched
+    assert "time-stamp" in sig.message_en and "dấu thời gian" in sig.message_vi
+    assert "changed after it was signed" not in sig.message_en
