@@ -849,8 +849,27 @@ def _embedded_revocation(signed_data: cms.SignedData) -> tuple[list[bytes], list
     for choice in signed_data["crls"] or []:
         if choice.name == "crl":
             crls.append(choice.chosen.dump())
-        elif choice.chosen["other_rev_info_format"].native == "ocsp_response":
-            ocsps.append(choice.chosen["other_rev_info"].dump())
+            continue
+        kind = choice.chosen["other_rev_info_format"].dotted
+        value = choice.chosen["other_rev_info"]
+        if kind == "1.3.6.1.5.5.7.16.2":  # id-ri-ocsp-response (RFC 5940): an OCSPResponse
+            ocsps.append(value.dump())
+        elif kind == "1.3.6.1.5.5.7.48.1.1":  # id-pkix-ocsp-basic (EN 319 122-1): the basic
+            # response alone, as EU DSS writes it; certvalidator reads whole OCSPResponses.
+            try:
+                basic = asn1_ocsp.BasicOCSPResponse.load(value.dump())
+                response = asn1_ocsp.OCSPResponse(
+                    {
+                        "response_status": "successful",
+                        "response_bytes": {
+                            "response_type": "basic_ocsp_response",
+                            "response": basic,
+                        },
+                    }
+                )
+                ocsps.append(response.dump())
+            except _DAMAGED:
+                continue
     return crls, ocsps
 
 

@@ -1001,3 +1001,46 @@ def test_a_time_stamp_of_another_signature_is_named_as_such(
     assert sig.integrity  # the content and the signature value are untouched
     assert "time-stamp" in sig.message_en and "dấu thời gian" in sig.message_vi
     assert "changed after it was signed" not in sig.message_en
+
+
+def test_an_ocsp_answer_embedded_as_id_pkix_ocsp_basic_is_used(
+    sqlite_ctx: Context, tools: PemSigner
+) -> None:
+    """EN 319 122-1 (CAdES baseline) embeds a BasicOCSPResponse under id-pkix-ocsp-basic;
+    RFC 5940 a whole OCSPResponse under id-ri-ocsp-response (kyso writes the latter). EU DSS
+    writes the former (its counterSignedLTA.p7s). Both are revocation data."""
+    trust = trust_context(sqlite_ctx)
+    signature = sign_cms(
+        DATA,
+        tools.identity,
+        level=Level.B_LT,
+        timestamper=InProcessTimeStamper(sqlite_ctx.tsa),
+        trust=trust,
+    )
+    content_info = cms.ContentInfo.load(signature)
+    issuer = asn1_x509.Certificate.load(tools.identity.certificate.public_bytes(DER)).issuer
+    choices = []
+    for choice in content_info["content"]["crls"]:
+        if choice.name == "crl" and choice.chosen["tbs_cert_list"]["issuer"] == issuer:
+            continue  # the signer's status from the OCSP answer alone
+        if choice.name == "other" and choice.chosen["other_rev_info_format"].native == (
+            "ocsp_response"
+        ):
+            basic = choice.chosen["other_rev_info"]["response_bytes"]["response"].parsed
+            choice = cms.RevocationInfoChoice(
+                {
+                    "other": cms.OtherRevocationInfoFormat(
+                        {
+                            "other_rev_info_format": "1.3.6.1.5.5.7.48.1.1",
+                            "other_rev_info": core.Any.load(basic.dump()),
+                        }
+                    )
+                }
+            )
+        choices.append(choice)
+    content_info["content"]["crls"] = cms.RevocationInfoChoices(choices)
+    # Only what the signature carries: not kyso's own CA answering for its certificate.
+    offline = TrustContext(trust.anchors, trust.intermediates)
+    (sig,) = validate_cms(content_info.dump(), DATA, offline).signatures
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    assert sig.revocation is not None and sig.revocation.source == "ocsp-embedded"
