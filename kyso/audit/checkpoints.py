@@ -280,6 +280,8 @@ def make(ctx: Context) -> Checkpoint | None:
     newest checkpoint: only the entries since it are walked, so this costs little however
     long the log is.
     """
+    from kyso.signing.identity import SignerIdentity  # pyHanko: loaded only to sign
+
     directory = ctx.settings.audit_checkpoint_dir
     in_file = _newest_in_file(directory / FILE_NAME)
     with ctx.db.read() as session:
@@ -302,8 +304,6 @@ def make(ctx: Context) -> Checkpoint | None:
     seq, head_hash = int(last.seq), str(last.hash)
     at = clock.now()
     signer = ctx.authority.identity(IdentityRole.AUDIT)
-    from kyso.signing.identity import SignerIdentity
-
     body = statement(seq, head_hash, at)
     signature = sign_statement(body, SignerIdentity(signer.key, signer.certificate, []), ctx.tsa)
     signer_info = cms.ContentInfo.load(signature)["content"]["signer_infos"][0]

@@ -58,6 +58,8 @@ def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> 
             try:  # anchor the audit log: a signed, time-stamped checkpoint when entries were added
                 every = timedelta(minutes=ctx.settings.audit_checkpoint_minutes)
                 checkpoints.make_if_due(ctx, every)
+            except checkpoints.AuditLogTampered as exc:  # an alarm, not a crash: no traceback
+                log.error("audit log not anchored: %s", exc.detail)
             except Exception:
                 log.exception("the audit log checkpoint failed")
 
