@@ -16,6 +16,7 @@ small secret (a TOTP seed) seals and unseals it without a key store in its signa
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from kyso.keys.base import Sealer
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger(__name__)
 _SEALER = "kyso_sealer"
 
 
@@ -43,8 +45,12 @@ def _owner_only(path: Path) -> None:
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.chmod(f"{path}{suffix}", 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError:  # another user's file (a read-only copy, say): say so, go on
+            log.warning("cannot make %s%s owner-only: not its owner", path, suffix)
 
 
 def sealer(session: Session) -> Sealer:
