@@ -39,7 +39,15 @@ from kyso.context import Context
 from kyso.keys.base import KeyAlgorithm
 from kyso.pki import bootstrap, crl, issuance
 from kyso.settings import Settings
-from kyso.store.models import Certificate, CertStatus, IdentityRole, Profile, RevocationReason
+from kyso.store.models import (
+    CertEventKind,
+    Certificate,
+    CertificateEvent,
+    CertStatus,
+    IdentityRole,
+    Profile,
+    RevocationReason,
+)
 
 
 @dataclass
@@ -466,7 +474,7 @@ def bench_crl(ctx: Context, entries: int) -> None:
     add(f"CRL build + sign, {entries:,} entries (encode only)", build, "s", 2.0, "s target")
 
     # The same through the database: rows inserted in bulk, then crl.generate() end to end.
-    from sqlalchemy import insert
+    from sqlalchemy import insert, select
 
     rows = [
         {
@@ -489,6 +497,18 @@ def bench_crl(ctx: Context, entries: int) -> None:
     ]
     with ctx.db.session() as session:
         session.execute(insert(Certificate), rows)
+        # each certificate's history: issued, then revoked (what a stored CRL's reuse counts)
+        ids = session.execute(
+            select(Certificate.id).where(Certificate.key_location == "bench")
+        ).scalars()
+        session.execute(
+            insert(CertificateEvent),
+            [
+                {"certificate_id": cid, "at": now, "kind": kind, "actor": "bench"}
+                for cid in ids
+                for kind in (CertEventKind.ISSUED, CertEventKind.REVOKED)
+            ],
+        )
     start = time.perf_counter()
     with ctx.db.session() as session:
         made = crl.generate(session, ctx.authority, issuing, actor="bench")
@@ -499,6 +519,17 @@ def bench_crl(ctx: Context, entries: int) -> None:
         "s",
         2.0,
         "s target",
+    )
+    crl.current(ctx.authority, issuing)  # warm
+    start = time.perf_counter()
+    for _ in range(10):
+        crl.current(ctx.authority, issuing)
+    add(
+        f"GET /crl reuse check (status-change counter), {count:,} revoked",
+        (time.perf_counter() - start) / 10 * 1000,
+        "ms",
+        None,
+        "",
     )
 
 

@@ -17,22 +17,15 @@ from typing import NamedTuple
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from sqlalchemy import DateTime, String, func, select, type_coerce
+from sqlalchemy import DateTime, String, select, type_coerce
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.pki.authority import Authority, Identity
 from kyso.pki.x509sign import signature_algorithm_name
-from kyso.store.models import (
-    CertEventKind,
-    Certificate,
-    CertificateEvent,
-    CertStatus,
-    Counter,
-    Crl,
-    RevocationReason,
-)
+from kyso.store.models import Certificate, CertStatus, Counter, Crl, RevocationReason
 
 _REASON_EXT_PREFIX = bytes.fromhex("300c300a0603551d1504030a01")  # crlEntryExtensions{reasonCode}
 
@@ -90,16 +83,35 @@ class Entry(NamedTuple):
 
 
 def next_number(session: Session, name: str) -> int:
-    """Increment a named counter under a row lock (SELECT … FOR UPDATE on PostgreSQL)."""
-    counter = session.execute(
-        select(Counter).where(Counter.name == name).with_for_update()
-    ).scalar_one_or_none()
+    """Increment a named counter under a row lock (SELECT … FOR UPDATE on PostgreSQL).
+
+    The first increment inserts the row; concurrent first increments on PostgreSQL all find
+    no row, one insert wins and the others, after waiting for it, lock the winner's row."""
+    query = select(Counter).where(Counter.name == name).with_for_update()
+    counter = session.execute(query).scalar_one_or_none()
     if counter is None:
-        counter = Counter(name=name, value=0)
-        session.add(counter)
+        try:
+            with session.begin_nested():
+                session.add(Counter(name=name, value=0))
+        except IntegrityError:
+            pass
+        counter = session.execute(query.execution_options(populate_existing=True)).scalar_one()
     counter.value += 1
     session.flush()
     return counter.value
+
+
+def status_counter(issuer_id: int) -> str:
+    """The counter of status changes of an issuer's certificates (kyso.pki.status bumps it
+    in the change's transaction; a stored CRL remembers the value it saw)."""
+    return f"status:{issuer_id}"
+
+
+def _changes_seen(session: Session, issuer_id: int) -> int:
+    value = session.execute(
+        select(Counter.value).where(Counter.name == status_counter(issuer_id))
+    ).scalar_one_or_none()
+    return int(value or 0)
 
 
 def build_crl_der(
@@ -226,7 +238,7 @@ def generate(
         else None,
     )
     crl = Crl(
-        events_seen=_events(session, issuer.id),
+        events_seen=_changes_seen(session, issuer.id),
         issuer_id=issuer.id,
         number=number,
         is_delta=delta,
@@ -250,22 +262,6 @@ def generate(
     return crl
 
 
-def _events(session: Session, issuer_id: int) -> int:
-    """Status changes recorded for the issuer's certificates (append-only, so the count only
-    grows; a change committed late still raises it, where a comparison of times between
-    servers whose clocks differ would not see it)."""
-    return int(
-        session.execute(
-            select(func.count(CertificateEvent.id))
-            .join(Certificate, Certificate.id == CertificateEvent.certificate_id)
-            .where(
-                Certificate.issuer_id == issuer_id,
-                CertificateEvent.kind != CertEventKind.ISSUED,
-            )
-        ).scalar_one()
-    )
-
-
 def latest(session: Session, issuer_id: int, *, delta: bool) -> Crl | None:
     return session.execute(
         select(Crl)
@@ -284,7 +280,7 @@ def current(authority: Authority, issuer: Identity, *, delta: bool = False) -> b
     """
     with authority.db.read() as session:
         stored = latest(session, issuer.id, delta=delta)
-        changes = _events(session, issuer.id)
+        changes = _changes_seen(session, issuer.id)
     now = clock.now()
     if stored is not None:
         half = stored.this_update + (stored.next_update - stored.this_update) / 2

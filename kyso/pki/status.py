@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session
 from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
+from kyso.pki import crl
 from kyso.pki.authority import Authority
 from kyso.pki.ocsp import Responder
 from kyso.store.models import (
+    CaIdentity,
     CertEventKind,
     Certificate,
-    CaIdentity,
     CertificateEvent,
     CertStatus,
     CompromisedKey,
@@ -44,9 +45,7 @@ def normalize_serial(serial: str) -> str:
     return text
 
 
-CA_PROFILES = frozenset(
-    {Profile.ROOT_CA, Profile.SUB_CA, Profile.OCSP, Profile.TSA, Profile.AUDIT}
-)
+CA_PROFILES = frozenset({Profile.ROOT_CA, Profile.SUB_CA, Profile.OCSP, Profile.TSA, Profile.AUDIT})
 
 
 class CaCertificateProtected(Forbidden):
@@ -115,6 +114,7 @@ def _change(
         ),
     )
     session.flush()
+    crl.next_number(session, crl.status_counter(cert.issuer_id))  # stored CRLs are now stale
     Responder(authority).presign(session, cert)
     return cert
 

@@ -213,8 +213,8 @@ class Crl(Base):
     next_update: Mapped[datetime] = mapped_column(UTCDateTime)
     entries: Mapped[int] = mapped_column(Integer)
     der: Mapped[bytes] = mapped_column(LargeBinary)
-    # How many status changes of the issuer's certificates existed when it was made: a
-    # stored CRL is reused only while that count is unchanged (a clock-free test).
+    # The issuer's status-change counter (kyso.pki.crl.status_counter) when it was made: a
+    # stored CRL is reused only while the counter is unchanged (a clock-free test).
     events_seen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
