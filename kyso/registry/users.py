@@ -36,9 +36,9 @@ from sqlalchemy.orm import Session
 from kyso import clock, ratelimit
 from kyso.audit.log import Event, record
 from kyso.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from kyso.ratelimit import Budget, Purpose, RateLimited
 from kyso.registry import fields as f
 from kyso.registry import totp
-from kyso.ratelimit import Budget, Purpose, RateLimited
 from kyso.registry.access import Action, Principal, require, visible
 from kyso.store.models import Organization, Person, Role, User
 
