@@ -379,7 +379,7 @@ def _fail(
             f"user:{user.username}",
             "user.login_failed",
             user.public_id,
-            {"reason": why, "failures": user.failed_logins},
+            {"reason": why, "failures": user.failed_logins, **_client(throttle)},
         ),
     )
     if throttle is not None:
@@ -387,11 +387,25 @@ def _fail(
     return LoginResult(LoginStatus.FAILED)
 
 
-def _succeed(session: Session, user: User, now: datetime, factors: str) -> LoginResult:
+def _client(throttle: Throttle | None) -> dict[str, str]:
+    """The client address for an audit entry: the one the throttle counts (the peer, or what
+    a trusted proxy reported), never a header."""
+    return {"address": throttle.address} if throttle is not None else {}
+
+
+def _succeed(
+    session: Session, user: User, now: datetime, factors: str, throttle: Throttle | None = None
+) -> LoginResult:
     user.failed_logins = 0
     user.last_login_at = now
     record(
-        session, Event(f"user:{user.username}", "user.login", user.public_id, {"factors": factors})
+        session,
+        Event(
+            f"user:{user.username}",
+            "user.login",
+            user.public_id,
+            {"factors": factors, **_client(throttle)},
+        ),
     )
     return LoginResult(LoginStatus.OK, user)
 
@@ -423,7 +437,7 @@ def login(
     if not _verify_password(user, password):
         return _fail(session, user, now, "password", throttle)
     if not needs_totp(user):
-        return _succeed(session, user, now, "password")
+        return _succeed(session, user, now, "password", throttle)
     if not totp.is_enrolled(user):
         return LoginResult(LoginStatus.TOTP_NOT_ENROLLED)
     if totp_code is None:
@@ -458,7 +472,7 @@ def _second_factor(
     if step is None:
         return _fail(session, user, now, "totp", throttle)
     user.totp_last_step = step
-    return _succeed(session, user, now, "password+totp")
+    return _succeed(session, user, now, "password+totp", throttle)
 
 
 # -- changes ----------------------------------------------------------------------------------

@@ -210,6 +210,27 @@ def test_every_failure_reads_the_same_and_costs_the_same(registry, uniq) -> None
     assert fastest > slowest * 0.5, medians  # Argon2 (~tens of ms) dominates every case
 
 
+def test_login_audit_entries_name_the_client_address(registry, uniq) -> None:
+    username, _ = _user(registry, uniq)
+    address = f"192.0.2.{secrets.randbelow(250)}"
+    now = clock.now()
+    assert _try(registry, username, "wrong-password", _throttle(address), now) is LoginStatus.FAILED
+    assert _try(registry, username, PASSWORD, _throttle(address), now) is LoginStatus.OK
+    with registry.ctx.db.read() as session:
+        user = users.by_username(session, username)
+        assert user is not None
+        entries = dict(
+            session.execute(
+                select(AuditEntry.action, AuditEntry.details).where(
+                    AuditEntry.target == user.public_id,
+                    AuditEntry.action.in_(["user.login_failed", "user.login"]),
+                )
+            ).all()
+        )
+    assert set(entries) == {"user.login_failed", "user.login"}
+    assert all(address in str(details) for details in entries.values()), entries
+
+
 def test_a_success_resets_the_failure_count(registry, uniq) -> None:
     username, _ = _user(registry, uniq)
     now = clock.now()
