@@ -299,7 +299,15 @@ def _context(
     crls: list[bytes],
     ocsps: list[bytes],
 ) -> ValidationContext:
-    certs = [cx509.load_der_x509_certificate(c.dump()) for c in for_certs]
+    # These only let kyso's own CA answer for certificates it issued; one that cryptography
+    # refuses (asn1crypto is more lenient) cannot be one of those, and certvalidator still
+    # sees it through the signature's certificate set.
+    certs = []
+    for cert in for_certs:
+        try:
+            certs.append(cx509.load_der_x509_certificate(cert.dump()))
+        except ValueError:
+            continue
     return trust.validation_context(
         moment=moment, for_certs=certs, extra_crls=crls, extra_ocsps=ocsps
     )

@@ -1044,3 +1044,23 @@ def test_an_ocsp_answer_embedded_as_id_pkix_ocsp_basic_is_used(
     (sig,) = validate_cms(content_info.dump(), DATA, offline).signatures
     assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
     assert sig.revocation is not None and sig.revocation.source == "ocsp-embedded"
+
+
+def test_a_certificate_cryptography_refuses_does_not_break_validation(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    """EU DSS's pdf-eof.pdf carries a certificate whose AlgorithmIdentifier has extra data:
+    asn1crypto reads it, cryptography refuses it. Carried along in a CMS, it must not turn
+    a valid signature into an error."""
+    corpus = Path(__file__).parent / "corpus" / "dss" / "pades" / "pdf-eof.pdf"
+    embedded = PdfFileReader(io.BytesIO(corpus.read_bytes()), strict=False).embedded_signatures
+    odd = embedded[0].signer_cert
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(odd.dump())
+    content_info = cms.ContentInfo.load(sign_cms(DATA, tools.identity))
+    signed_data = content_info["content"]
+    signed_data["certificates"] = cms.CertificateSet(
+        [*signed_data["certificates"], cms.CertificateChoices({"certificate": odd})]
+    )
+    report = validate_cms(content_info.dump(), DATA, trust)
+    assert report.passed, report.signatures[0].message_en
