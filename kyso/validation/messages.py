@@ -164,6 +164,13 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
             "the time-stamp attached is not this signature's (its imprint does not match the "
             "signature value)",
         )
+    if sub is SubIndication.HASH_FAILURE and _is_counter(sig):
+        return (
+            "chữ ký được xác nhận không phải chữ ký mà chữ ký xác nhận này đã ký lên (giá trị "
+            "băm không khớp)",
+            "the signature it countersigns is not the one it was made over (the hash does not "
+            "match)",
+        )
     if sub is SubIndication.HASH_FAILURE:
         return (
             "nội dung đã ký bị thay đổi (giá trị băm không khớp) — tài liệu đã bị sửa sau khi ký",

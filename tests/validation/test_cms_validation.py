@@ -797,6 +797,8 @@ def test_a_countersignature_that_does_not_match_fails_on_its_own(
     )
     assert report.indication is Indication.TOTAL_FAILED and not report.passed
     assert "1 not valid" in report.message_en
+    assert "not the one it was made over" in counter.message_en
+    assert "document was changed" not in counter.message_en
 
 
 def test_countersignatures_of_countersignatures_are_followed(
