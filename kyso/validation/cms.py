@@ -559,14 +559,14 @@ async def _check_timestamp(
             # Its signing-certificate attribute names another certificate (EU DSS's
             # cms-wrong-sign-cert-ref.p7m): the TSA is not identified, so the time-stamp
             # proves nothing, but nothing shows it altered either.
-            problem = "the TSA's certificate cannot be identified"
-            return TimestampCheck(gen_time, True, False, certificate_info(tsa_cert), problem)
+            unknown = "the TSA's certificate cannot be identified"
+            return TimestampCheck(gen_time, True, False, certificate_info(tsa_cert), unknown)
         return TimestampCheck(gen_time, False, False, certificate_info(tsa_cert), str(exc))
     except (CMSExtractionError, CMSStructuralError, ValueError) as exc:
         return TimestampCheck(gen_time, False, False, certificate_info(tsa_cert), str(exc))
     intact = bool(status["intact"] and status["valid"])
     trusted = intact and status["trust_problem_indic"] is None and status["validation_path"]
-    problem = None
+    problem: str | None = None
     if not intact:
         problem = _NOT_THIS_SIGNATURE
     elif not trusted:
@@ -1263,8 +1263,7 @@ def _scope(signer: _Signer) -> list[SignatureScope]:
             SignatureScope(
                 ScopeKind.SIGNATURE,
                 f"giá trị của chữ ký {parent} (chữ ký xác nhận, RFC 5652 §11.4)",
-                f"the signature value of signature {parent} (a countersignature, "
-                "RFC 5652 §11.4)",
+                f"the signature value of signature {parent} (a countersignature, RFC 5652 §11.4)",
             )
         ]
     content = signer.content
@@ -1290,8 +1289,7 @@ def _scope(signer: _Signer) -> list[SignatureScope]:
         SignatureScope(
             ScopeKind.DETACHED,
             f"tệp dữ liệu gửi kèm, tách rời chữ ký ({size} byte, SHA-256 {sha256})",
-            f"the separate data file given with the signature ({size} bytes, "
-            f"SHA-256 {sha256})",
+            f"the separate data file given with the signature ({size} bytes, SHA-256 {sha256})",
         )
     ]
 
@@ -1339,9 +1337,7 @@ def validate_cms(
     async def run() -> list[SignatureReport]:
         return [
             await judged(
-                _Signer(
-                    info, f"signer {i}" if len(infos) > 1 else None, str(i), content, attached
-                )
+                _Signer(info, f"signer {i}" if len(infos) > 1 else None, str(i), content, attached)
             )
             for i, info in enumerate(infos, start=1)
         ]
