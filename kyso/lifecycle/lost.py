@@ -23,7 +23,7 @@ from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.lifecycle import forms, notify
 from kyso.lifecycle.forms import KeyChoice, KeySource
-from kyso.lifecycle.workflow import DEFAULT_ALGORITHM, Envelope, envelope
+from kyso.lifecycle.workflow.states import DEFAULT_ALGORITHM, Envelope, envelope
 from kyso.pki import status
 from kyso.pki.authority import Authority
 from kyso.registry import devices

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from kyso import clock
 from kyso.errors import NotFound
-from kyso.lifecycle.workflow import aware
+from kyso.lifecycle.workflow.states import aware
 from kyso.registry.access import Action, Principal, require, visible
 from kyso.store.models import CertificateRequest, Organization, RequestType
 

@@ -235,7 +235,9 @@ def test_an_oversized_upload_is_413(world: World, instance, _apps) -> None:
 
 
 def test_a_zip_bomb_is_refused_before_it_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bulk, "MAX_UNCOMPRESSED", 1_000_000)
+    from kyso.lifecycle.bulk import sheet
+
+    monkeypatch.setattr(sheet, "MAX_UNCOMPRESSED", 1_000_000)
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/worksheets/sheet1.xml", b"\0" * 2_000_000)

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from kyso import clock
 from kyso.audit.log import verify
 from kyso.lifecycle import bulk, workflow
+from kyso.lifecycle.bulk import sheet as bulk_sheet
 from kyso.pki import lint
 from kyso.pki.authority import spki_sha256
 from kyso.store.models import (
@@ -155,7 +156,7 @@ def test_a_unit_name_shared_by_two_districts_is_found_inside_the_officers_own(
 ) -> None:
     # "Phòng Tài nguyên và Môi trường" exists in Ba Bể and in Ngân Sơn; the Ba Bể officer
     # means Ba Bể's. The province administrator must say which.
-    sheet = bulk._rows(iter([HEADERS, rows(1)[0]]), 10)
+    sheet = bulk_sheet._rows(iter([HEADERS, rows(1)[0]]), 10)
     with world.ctx.db.read() as session:
         [row] = bulk.check_rows(world.who("officer"), session, sheet, world.unit("babe"))
         assert row.unit.id == world.unit("tnmt").id

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from kyso.errors import KysoError
 from kyso.lifecycle import workflow
-from kyso.lifecycle.workflow import NewRequest
+from kyso.lifecycle.workflow import NewRequest, decisions
 from kyso.pki import issuance
 from kyso.store.models import Approval, Certificate, CertificateRequest, RequestState, RequestType
 
@@ -37,7 +37,7 @@ def _race(world: World, rid: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
         time.sleep(HOLD)  # the winner keeps its lock a while: the loser must wait for it
         return real(*args, **kwargs)
 
-    real_event = workflow._event
+    real_event = decisions.write_event
 
     def slow_event(*args: Any, **kwargs: Any) -> None:
         real_event(*args, **kwargs)
@@ -45,7 +45,7 @@ def _race(world: World, rid: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
             time.sleep(HOLD)  # a first approval of two, still uncommitted
 
     monkeypatch.setattr(issuance, "issue", slow_issue)
-    monkeypatch.setattr(workflow, "_event", slow_event)
+    monkeypatch.setattr(decisions, "write_event", slow_event)
     barrier = threading.Barrier(2)
     results: dict[str, Any] = {}
 
