@@ -403,6 +403,26 @@ def user_deactivate(username: str) -> None:
     out.print(f"deactivated {username}")
 
 
+@user_app.command("reset-totp")
+def user_reset_totp(username: str, as_json: JSON = False) -> None:
+    """Give a user a new TOTP secret (a lost phone, or a key store whose data key was lost
+    with a backup): the old codes stop working at once; the new secret is shown once."""
+    from kyso.cli.main import context
+
+    who = _who()
+    ctx = context()
+    with ctx.db.session() as session:
+        user = users.by_username(session, username)
+        if user is None:
+            raise NotFound(f"user {username}", vi=f"người dùng {username}")
+        enrolment = users.enrol_totp(who, session, user.public_id)
+    if as_json:
+        _emit({"username": username, "totp_secret": enrolment.secret, "totp_uri": enrolment.uri})
+        return
+    out.print(f"TOTP secret for {escape(username)} (shown once): {enrolment.secret}")
+    out.print(escape(enrolment.uri))
+
+
 # -- kyso device ------------------------------------------------------------------------------
 @device_app.command("list")
 def device_list(

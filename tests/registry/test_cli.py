@@ -14,7 +14,7 @@ from conftest import make_env
 from sqlalchemy import select
 
 from kyso.context import Context
-from kyso.registry import devices, totp
+from kyso.registry import devices, totp, users
 from kyso.registry.access import cli_principal
 from kyso.settings import Settings
 from kyso.store.models import Organization, Person
@@ -114,6 +114,24 @@ def test_user_create_reads_the_password_from_stdin(demo) -> None:
         ).stdout
     )
     assert made["role"] == "auditor" and made["totp_uri"].startswith("otpauth://totp/")
+
+
+def test_user_reset_totp_gives_a_new_secret_and_the_old_one_stops_working(demo) -> None:
+    env, _, _, ctx = demo
+    code = _unit(ctx, "Thanh tra tỉnh").code
+    first = json.loads(
+        run(env, "user", "create", "thanhtra3", "--role", "auditor", "--full-name",
+            "Thanh tra viên 3", "--unit", code, "--password-stdin", "--json",
+            stdin="Mat-khau-rat-dai-2026\n").stdout
+    )  # fmt: skip
+    reset = json.loads(run(env, "user", "reset-totp", "thanhtra3", "--json").stdout)
+    assert reset["totp_secret"] != first["totp_secret"]
+    with ctx.db.read() as session:
+        user = users.by_username(session, "thanhtra3")
+        assert user is not None
+        assert totp.read_secret(session, user) == reset["totp_secret"]
+    missing = run(env, "user", "reset-totp", "nobody-here", ok=False)
+    assert missing.returncode == 1 and "not_found" in missing.stderr
 
 
 def test_device_handover_writes_the_minutes(demo, tmp_path) -> None:
