@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kyso.errors import InvalidInput, KysoError, TooLarge
+from kyso import xlsxsafe
+from kyso.errors import InvalidInput
 from kyso.registry import fields as f
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_ROWS = 5000
-MAX_UNCOMPRESSED = 200 * 1024 * 1024  # an XLSX is a ZIP: refuse bombs before parsing
 
 
 @dataclass(frozen=True)
@@ -143,47 +142,12 @@ class Sheet:
 
 
 def read(data: bytes, *, max_rows: int = MAX_ROWS) -> Sheet:
-    """The rows of the first worksheet under its header row (found in the first 10 rows)."""
-    if not data:
-        raise InvalidInput("the file is empty", vi="tệp trống")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            expanded = sum(i.file_size for i in archive.infolist())
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise InvalidInput(
-            "not an XLSX workbook (Excel 2007 or later)",
-            vi="không phải tệp XLSX (Excel 2007 trở lên)",
-        ) from exc
-    if expanded > MAX_UNCOMPRESSED:
-        raise TooLarge(
-            f"the workbook expands to {expanded // 1_000_000} MB",
-            vi=f"tệp giải nén ra {expanded // 1_000_000} MB",
-        )
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    # openpyxl raises whatever its parsers raise on a damaged file (KeyError, ValueError,
-    # lxml and zipfile errors, InvalidFileException): all mean "not a workbook we can read".
-    except Exception as exc:
-        raise InvalidInput(
-            "the workbook cannot be read (damaged or not XLSX)",
-            vi="không đọc được tệp (hỏng hoặc không phải XLSX)",
-        ) from exc
-    try:
+    """The rows of the first worksheet under its header row (found in the first 10 rows);
+    the file is opened through :mod:`kyso.xlsxsafe`, like every uploaded workbook."""
+    with xlsxsafe.open_workbook(data) as workbook:
         if not workbook.worksheets:
             raise InvalidInput("the workbook has no worksheet", vi="tệp không có trang tính")
-        sheet = workbook.worksheets[0]
-        try:
-            return _rows(sheet.iter_rows(values_only=True), max_rows)
-        except KysoError:
-            raise
-        except Exception as exc:  # as above: a damaged sheet part
-            raise InvalidInput(
-                "the worksheet cannot be read", vi="không đọc được trang tính"
-            ) from exc
-    finally:
-        workbook.close()
+        return _rows(workbook.worksheets[0].iter_rows(values_only=True), max_rows)
 
 
 def _rows(rows: Iterable[tuple[Any, ...]], max_rows: int) -> Sheet:
