@@ -488,6 +488,69 @@ def certificates(session: Session, device: KeyDevice) -> list[Certificate]:
     )
 
 
+@dataclass(frozen=True)
+class DeviceDetail:
+    """One device's page: where it is, who holds it, the keys on it, its hand-overs that
+    concern the viewer's units (oldest first) and how its PIN stands."""
+
+    device: KeyDevice
+    unit: Organization | None  # None: the province's central stock
+    holder: Person | None
+    holder_unit: Organization | None
+    certificates: list[Certificate]
+    history: list[DeviceHandover]
+    pin_since: datetime | None  # the last PIN change, or the last hand-over when there was none
+    pin_overdue: bool
+
+
+def detail(
+    principal: Principal,
+    session: Session,
+    public_id: str,
+    *,
+    pin_days: int,
+    now: datetime | None = None,
+) -> DeviceDetail:
+    """A device in view with what its page shows. Its PIN is overdue when it is with a
+    holder who has not changed it for ``pin_days`` days (counted from the last hand-over
+    when it was never changed), as the inventory and the home page count it."""
+    device = get(principal, session, public_id)
+    history = handovers(principal, session, public_id)
+    unit = session.get(Organization, device.organization_id) if device.organization_id else None
+    holder = session.get(Person, device.holder_person_id) if device.holder_person_id else None
+    holder_unit = (
+        unit
+        if holder is None or (unit is not None and unit.id == holder.organization_id)
+        else session.get(Organization, holder.organization_id)
+    )
+    last_handover = max((h.at for h in history if h.to_person_id is not None), default=None)
+    pin_since = device.last_pin_change_at or last_handover
+    now = now or clock.now()
+    return DeviceDetail(
+        device=device,
+        unit=unit,
+        holder=holder,
+        holder_unit=holder_unit,
+        certificates=certificates(session, device),
+        history=history,
+        pin_since=pin_since,
+        pin_overdue=(
+            device.status is S.ISSUED
+            and pin_since is not None
+            and pin_since <= now - timedelta(days=pin_days)
+        ),
+    )
+
+
+def home_unit(principal: Principal, session: Session) -> Organization | None:
+    """Where a new device goes unless the form says otherwise: a unit officer's own unit;
+    None (the province's central stock) for the province."""
+    require(principal, Action.DEVICE_WRITE)
+    if principal.province_wide or principal.organization_id is None:
+        return None
+    return session.get(Organization, principal.organization_id)
+
+
 def handovers(
     principal: Principal, session: Session, device_public_id: str
 ) -> list[DeviceHandover]:

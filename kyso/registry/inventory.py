@@ -1,8 +1,10 @@
 """The key-device inventory as the pages list it: filters the registry's plain search lacks
-(kind, the holder's name, an overdue PIN), with unit and holder, paged and counted in SQL."""
+(kind, the holder's name, an overdue PIN), with unit and holder, paged and counted in SQL;
+and the people a device may be handed over to."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +13,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from kyso import clock
-from kyso.registry import organizations
+from kyso.errors import KysoError
+from kyso.registry import devices, organizations, people
 from kyso.registry.access import Action, Principal, require, visible
 from kyso.store.models import (
     DeviceHandover,
@@ -125,3 +128,46 @@ def inventory(
         )
     ]
     return Inventory(rows, total, offset, limit)
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """Whom a device may be handed over to, for the hand-over form: each person with the
+    name of their unit."""
+
+    device: KeyDevice
+    unit: Organization | None
+    people: list[tuple[Person, str | None]]
+    total: int
+
+
+def recipients(
+    principal: Principal,
+    session: Session,
+    device_public_id: str,
+    *,
+    q: str | None = None,
+    keep: str | None = None,
+    limit: int = 200,
+) -> Recipients:
+    """The people of the device's unit (and the units below) first; a search ``q`` looks
+    everywhere in view. ``keep`` (a person's public id, chosen before a refused post) stays
+    on the list when the principal may see that person."""
+    device = devices.get(principal, session, device_public_id)
+    unit = session.get(Organization, device.organization_id) if device.organization_id else None
+    under = unit.public_id if unit is not None and not q else None
+    found = people.search(principal, session, q=q, under=under, limit=limit)
+    listed = list(found.items)
+    if keep and all(p.public_id != keep for p in listed):
+        with contextlib.suppress(KysoError):  # gone, or outside the view: not offered
+            listed.insert(0, people.get(principal, session, keep))
+    units = organizations.by_ids(session, (p.organization_id for p in listed))
+    return Recipients(
+        device,
+        unit,
+        [
+            (p, units[p.organization_id].name if p.organization_id in units else None)
+            for p in listed
+        ],
+        found.total,
+    )

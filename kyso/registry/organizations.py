@@ -113,11 +113,27 @@ def _load(session: Session, public_id: str) -> Organization:
     return org
 
 
-def get(principal: Principal, session: Session, public_id: str) -> Organization:
-    """One unit the principal may see (a unit outside the view is Forbidden, not hidden)."""
+def get(
+    principal: Principal, session: Session, public_id: str, action: Action = Action.ORG_READ
+) -> Organization:
+    """One unit the principal may see (a unit outside the view is Forbidden, not hidden) and
+    may do ``action`` on (``PERSON_WRITE``: add its people; ``ORG_WRITE``: edit it, add units
+    below it)."""
     org = _load(session, public_id)
     require(principal, Action.ORG_READ, org.path)
+    if action is not Action.ORG_READ:
+        require(principal, action, org.path)
     return org
+
+
+def get_with_parent(
+    principal: Principal, session: Session, public_id: str, action: Action = Action.ORG_READ
+) -> tuple[Organization, Organization | None]:
+    """A unit as :func:`get` checks it, with its parent (part of the unit, as its ancestry:
+    an officer editing their own unit sees which unit it belongs to)."""
+    org = get(principal, session, public_id, action)
+    parent = session.get(Organization, org.parent_id) if org.parent_id is not None else None
+    return org, parent
 
 
 def by_code(principal: Principal, session: Session, code: str) -> Organization:
@@ -352,6 +368,27 @@ def subtree(principal: Principal, session: Session, public_id: str) -> list[Orga
     )
 
 
+def choices_in_view(principal: Principal, session: Session) -> list[tuple[str, str]]:
+    """(public id, name indented by depth) of every unit in view, in tree order, for a
+    <select> (one narrow query; the top of the view is not indented)."""
+    require(principal, Action.ORG_READ)
+    rows = session.execute(
+        select(Organization.public_id, Organization.name, Organization.path)
+        .where(visible(principal, Organization.path))
+        .order_by(Organization.path)
+    ).all()
+    top = min((r.path.count("/") for r in rows), default=0)
+    return [(r.public_id, "\u2003" * (r.path.count("/") - top) + r.name) for r in rows]
+
+
+def trail(
+    principal: Principal, session: Session, org: Organization
+) -> list[tuple[Organization, bool]]:
+    """Breadcrumbs of a unit read through :func:`get`: each ancestor, root first, and whether
+    the principal may open it (an officer sees the names above their unit, not the units)."""
+    return [(a, principal.covers(a.path)) for a in ancestors(session, org)]
+
+
 def ancestors(session: Session, org: Organization) -> list[Organization]:
     """From the root down to the unit's parent (read from ``path``; no access check: a unit's
     ancestry is part of the unit)."""
@@ -374,3 +411,16 @@ def public_ids(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
         select(Organization.id, Organization.public_id).where(Organization.id.in_(wanted))
     )
     return {r.id: r.public_id for r in rows}
+
+
+def by_ids(session: Session, ids: Iterable[int | None]) -> dict[int, Organization]:
+    """Row id → unit for the units a batch of records names (people's, devices'), one query.
+    No check of its own: the records were read through a checked service, and a record's unit
+    is part of the record (as :func:`public_ids`)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {
+        o.id: o
+        for o in session.execute(select(Organization).where(Organization.id.in_(wanted))).scalars()
+    }

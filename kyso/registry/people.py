@@ -7,7 +7,7 @@ A person belongs to one unit; whoever may act on that unit may act on its people
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from typing import Any
@@ -20,8 +20,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.errors import Conflict, NotFound
+from kyso.registry import devices, organizations
 from kyso.registry import fields as f
-from kyso.registry import organizations
 from kyso.registry.access import Action, Principal, require, visible
 from kyso.store.models import (
     Certificate,
@@ -99,6 +99,72 @@ def get(principal: Principal, session: Session, public_id: str) -> Person:
     person, org = _load(session, public_id)
     require(principal, Action.PERSON_READ, org.path)
     return person
+
+
+def get_with_unit(
+    principal: Principal, session: Session, public_id: str, action: Action = Action.PERSON_READ
+) -> tuple[Person, Organization]:
+    """A person in view and their unit, if ``principal`` may also do ``action`` on them
+    (``PERSON_WRITE``: edit them)."""
+    person, org = _load(session, public_id)
+    require(principal, Action.PERSON_READ, org.path)
+    if action is not Action.PERSON_READ:
+        require(principal, action, org.path)
+    return person, org
+
+
+@dataclass
+class PersonDetail:
+    """One subscriber's page: the person, their unit and its ancestry, and what the viewer
+    may read of their certificates and key devices (None: not shown to this viewer)."""
+
+    person: Person
+    unit: Organization
+    trail: list[tuple[Organization, bool]]
+    certificates: list[Certificate] | None
+    devices: list[KeyDevice] | None
+    may_write: bool
+
+
+def detail(
+    principal: Principal, session: Session, public_id: str, *, limit: int = 20
+) -> PersonDetail:
+    """A person in view with their newest ``limit`` certificates (for a viewer who reads
+    certificates) and the key devices they hold (for a viewer who reads devices)."""
+    person, unit = get_with_unit(principal, session, public_id)
+    certificates = None
+    if principal.can(Action.CERT_READ):  # the person is in view, and so are their certificates
+        certificates = list(
+            session.execute(
+                select(Certificate)
+                .where(Certificate.person_id == person.id)
+                .order_by(Certificate.id.desc())
+                .limit(limit)
+            ).scalars()
+        )
+    held = (
+        devices.search(principal, session, holder=person.public_id, limit=limit).items
+        if principal.can(Action.DEVICE_READ)
+        else None
+    )
+    return PersonDetail(
+        person=person,
+        unit=unit,
+        trail=organizations.trail(principal, session, unit),
+        certificates=certificates,
+        devices=held,
+        may_write=principal.can(Action.PERSON_WRITE) and principal.covers(unit.path),
+    )
+
+
+def by_ids(session: Session, ids: Iterable[int | None]) -> dict[int, Person]:
+    """Row id → person for the people a batch of records names (devices' holders, hand-overs'
+    recipients), one query. No check of its own: the records were read through a checked
+    service, and who holds a device is part of the device."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {p.id: p for p in session.execute(select(Person).where(Person.id.in_(wanted))).scalars()}
 
 
 def _id_conflict(id_number: str) -> Conflict:

@@ -17,7 +17,6 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import APIRouter, Depends, File, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -298,19 +297,9 @@ class PersonPatch(BaseModel):
     mobile: Text = None
 
 
-def _units(session: Session, ids: Iterable[int | None]) -> dict[int, Organization]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return {
-        o.id: o
-        for o in session.execute(select(Organization).where(Organization.id.in_(wanted))).scalars()
-    }
-
-
 def _people_out(session: Session, persons: Iterable[Person]) -> list[PersonOut]:
     persons = list(persons)
-    units = _units(session, (p.organization_id for p in persons))
+    units = organizations.by_ids(session, (p.organization_id for p in persons))
     return [
         PersonOut(
             id=p.public_id,
@@ -502,16 +491,8 @@ class OverdueList(BaseModel):
 
 def _devices_out(session: Session, rows: Iterable[KeyDevice]) -> list[DeviceOut]:
     rows = list(rows)
-    units = _units(session, (d.organization_id for d in rows))
-    holder_ids = {d.holder_person_id for d in rows if d.holder_person_id is not None}
-    holders = (
-        {
-            p.id: p
-            for p in session.execute(select(Person).where(Person.id.in_(holder_ids))).scalars()
-        }
-        if holder_ids
-        else {}
-    )
+    units = organizations.by_ids(session, (d.organization_id for d in rows))
+    holders = people.by_ids(session, (d.holder_person_id for d in rows))
     out = []
     for d in rows:
         unit = units.get(d.organization_id) if d.organization_id else None
@@ -540,9 +521,10 @@ def _handovers_out(
     session: Session, device: KeyDevice, rows: Iterable[DeviceHandover]
 ) -> list[HandoverOut]:
     rows = list(rows)
-    ids = {r.to_person_id for r in rows if r.to_person_id is not None}
-    found = session.execute(select(Person.id, Person.public_id).where(Person.id.in_(ids)))
-    persons: dict[int, str] = {row.id: row.public_id for row in found} if ids else {}
+    persons = {
+        key: p.public_id
+        for key, p in people.by_ids(session, (r.to_person_id for r in rows)).items()
+    }
     return [
         HandoverOut(
             id=r.public_id,

@@ -9,21 +9,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from datetime import time as dtime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
 
 from kyso import clock
-from kyso.audit import checkpoints
+from kyso.audit import checkpoints, search
 from kyso.errors import InvalidInput, NotFound
 from kyso.registry import spreadsheets
-from kyso.registry.access import Action, Principal, require
-from kyso.store.models import AuditEntry
+from kyso.registry.access import Action, Principal
 from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx
@@ -32,13 +28,14 @@ from kyso.web.ui.templating import render
 router = APIRouter(dependencies=[Depends(guard.ui_request)])
 
 PAGE_SIZE = 50
-EXPORT_LIMIT = 200_000
 Auditor = Annotated[Any, guard.allowed(Action.AUDIT_READ)]
 Text = Annotated[str, Query(max_length=200)]
 
 
 @dataclass
 class Filters:
+    """The search form as typed (shown again as it was)."""
+
     actor: str = ""
     action: str = ""
     target: str = ""
@@ -47,6 +44,16 @@ class Filters:
 
     def any(self) -> bool:
         return any(vars(self).values())
+
+    def typed(self) -> search.AuditFilter:
+        """What the form asks the audit service for (after :func:`_check` found no error)."""
+        return search.AuditFilter(
+            actor=self.actor or None,
+            action=self.action or None,
+            target=self.target or None,
+            since=_day(self.date_from),
+            until=_day(self.date_to),
+        )
 
 
 def _day(value: str) -> date | None:
@@ -70,34 +77,6 @@ def _check(filters: Filters, _: Any) -> dict[str, str]:
     return errors
 
 
-def _local_midnight(day: date) -> datetime:
-    """The start of a day in Vietnam (what a clerk means by a date), as UTC."""
-    return datetime.combine(day, dtime(0), tzinfo=clock.VIETNAM).astimezone(clock.now().tzinfo)
-
-
-def _query(principal: Principal, filters: Filters) -> Select[Any]:
-    require(principal, Action.AUDIT_READ)
-    query = select(AuditEntry)
-    if filters.actor:
-        query = query.where(AuditEntry.actor.icontains(filters.actor.strip(), autoescape=True))
-    if filters.action:
-        query = query.where(AuditEntry.action == filters.action)
-    if filters.target:
-        query = query.where(AuditEntry.target.icontains(filters.target.strip(), autoescape=True))
-    if start := _day(filters.date_from):
-        query = query.where(AuditEntry.at >= _local_midnight(start))
-    if end := _day(filters.date_to):
-        query = query.where(AuditEntry.at < _local_midnight(end + timedelta(days=1)))
-    return query
-
-
-def _actions(session: Session) -> list[str]:
-    """The kinds of entries the log holds, for the action filter (an indexed DISTINCT)."""
-    return list(
-        session.execute(select(AuditEntry.action).distinct().order_by(AuditEntry.action)).scalars()
-    )
-
-
 @dataclass(frozen=True)
 class ChainResult:
     ok: bool
@@ -109,9 +88,9 @@ class ChainResult:
     anchor: checkpoints.AnchoredCheck
 
 
-def _verify(ctx: Any) -> ChainResult:
+def _verify(ctx: Any, principal: Principal) -> ChainResult:
     started = time.perf_counter()
-    result = checkpoints.verify(ctx)
+    result = search.verify(principal, ctx)
     chain = result.chain
     return ChainResult(
         chain.ok,
@@ -161,15 +140,12 @@ def audit_list(
     errors = _check(filters, _)
     total, rows = 0, []
     with ctx.db.read() as session:
-        actions = _actions(session)
+        actions = search.actions(viewer.principal, session)
         if not errors:
-            query = _query(viewer.principal, filters)
-            total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-            rows = list(
-                session.execute(
-                    query.order_by(AuditEntry.seq.desc()).offset(offset).limit(PAGE_SIZE)
-                ).scalars()
+            found = search.search(
+                viewer.principal, session, filters.typed(), offset=offset, limit=PAGE_SIZE
             )
+            total, rows = found.total, found.rows
     export = request.url.query
     return render(
         request,
@@ -208,20 +184,7 @@ def audit_export(
         message = "; ".join(errors.values())
         raise InvalidInput(message, vi=message)
     with ctx.db.read() as session:
-        rows = session.execute(
-            _query(viewer.principal, filters)
-            .with_only_columns(
-                AuditEntry.seq,
-                AuditEntry.at,
-                AuditEntry.actor,
-                AuditEntry.action,
-                AuditEntry.target,
-                AuditEntry.details,
-                AuditEntry.hash,
-            )
-            .order_by(AuditEntry.seq.desc())
-            .limit(EXPORT_LIMIT)
-        ).all()
+        rows = search.export(viewer.principal, session, filters.typed())
     header = [_("No."), _("Time"), _("Who"), _("Action"), _("Record"), _("Details"), _("Hash")]
     body = [
         [
@@ -253,8 +216,7 @@ def audit_check(request: Request, ctx: Ctx, viewer: Auditor) -> Response:
     """Walk the whole chain now. On demand, not on every page: it reads every entry (about a
     second per 10,000 entries, measured on SQLite and PostgreSQL), and the log only grows."""
     _ = guard.environment_gettext(request)
-    require(viewer.principal, Action.AUDIT_READ)
-    chain = _verify(ctx)
+    chain = _verify(ctx, viewer.principal)
     return render(
         request,
         "audit/check.html",
@@ -269,14 +231,11 @@ def audit_entry(
     viewer: Auditor,
     seq: Annotated[str, Path(max_length=40)],
 ) -> Response:
-    require(viewer.principal, Action.AUDIT_READ)
     number = int(seq) if seq.isascii() and seq.isdigit() and len(seq) <= 18 else 0
-    entry = None
-    if number >= 1:
-        with ctx.db.read() as session:
-            entry = session.get(AuditEntry, number)
-    if entry is None:
+    if number < 1:  # no entry has such a number
         raise NotFound(f"audit entry {seq}", vi=f"mục nhật ký {seq}")
+    with ctx.db.read() as session:
+        entry = search.entry(viewer.principal, session, number)
     try:
         details = json.loads(entry.details)
     except ValueError:

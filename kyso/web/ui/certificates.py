@@ -22,21 +22,18 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from kyso import clock
 from kyso.context import Context
 from kyso.errors import InvalidInput, KysoError, NotFound
 from kyso.lifecycle import certificates
 from kyso.lifecycle.certificates import common_name, shown_status
-from kyso.registry import spreadsheets
-from kyso.registry.access import Action, Principal, require, visible
+from kyso.registry import organizations, spreadsheets
+from kyso.registry.access import Action, Principal, require
 from kyso.store.models import (
     Certificate,
     IdentityRole,
     KeyDevice,
-    Organization,
     Profile,
     RevocationReason,
     Sector,
@@ -88,18 +85,6 @@ class Filters:
 
     def any(self) -> bool:
         return any(vars(self).values())
-
-
-def _units_in_view(principal: Principal, session: Session) -> list[tuple[str, str]]:
-    """(public id, name indented by depth) of every unit the viewer may filter on."""
-    require(principal, Action.ORG_READ)
-    rows = session.execute(
-        select(Organization.public_id, Organization.name, Organization.path)
-        .where(visible(principal, Organization.path))
-        .order_by(Organization.path)
-    ).all()
-    top = min((r.path.count("/") for r in rows), default=0)
-    return [(r.public_id, "\u2003" * (r.path.count("/") - top) + r.name) for r in rows]
 
 
 def _check(filters: Filters, _: Any) -> dict[str, str]:
@@ -158,7 +143,7 @@ def certificate_list(
     errors = _check(filters, _)
     total, rows = 0, []
     with ctx.db.read() as session:
-        units = _units_in_view(principal, session)
+        units = organizations.choices_in_view(principal, session)
         if not errors:
             found = certificates.search(
                 principal, session, _typed(filters), offset=offset, limit=PAGE_SIZE

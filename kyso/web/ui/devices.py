@@ -10,30 +10,21 @@ which check the viewer's rights; the pages only hide the buttons a viewer cannot
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from kyso import clock
 from kyso.errors import Conflict, KysoError, NotFound
 from kyso.lifecycle import lost
-from kyso.registry import devices, minutes, organizations, people
+from kyso.registry import devices, minutes, organizations
 from kyso.registry import fields as f
-from kyso.registry.access import Action, Principal
-from kyso.registry.inventory import Filters, inventory
+from kyso.registry.access import Action
+from kyso.registry.inventory import Filters, inventory, recipients
 from kyso.registry.sessions import Viewer
-from kyso.store.models import (
-    CertStatus,
-    DeviceKind,
-    DeviceStatus,
-    KeyDevice,
-    Organization,
-    Person,
-)
+from kyso.store.models import CertStatus, DeviceKind, DeviceStatus, KeyDevice
 from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx, SignedIn
@@ -95,18 +86,6 @@ def _errors(exc: KysoError, lang: str, default_field: str = "form") -> dict[str,
 
 
 # -- the inventory ------------------------------------------------------------------------------
-def _units(principal: Principal, session: Session) -> list[tuple[str, str]]:
-    """The units in view for a <select>, in tree order, indented by depth."""
-    if not principal.can(Action.ORG_READ):
-        return []
-    found = organizations.search(principal, session, limit=5000).items
-    out = []
-    for unit in found:
-        depth = max(unit.path.strip("/").count("/"), 0)
-        out.append((unit.public_id, "\u2003" * depth + unit.name))
-    return out
-
-
 def _enum_or_none(kind: type[Any], value: str | None) -> Any:
     try:
         return kind(value) if value else None
@@ -135,7 +114,7 @@ def device_list(
         pin_overdue=pin_overdue in ("1", "true", "on"),
     )
     with ctx.db.read() as session:
-        units = _units(principal, session)
+        units = organizations.choices_in_view(principal, session)
         try:
             found = inventory(
                 principal, session, filters, pin_days=ctx.settings.pin_change_days, offset=offset
@@ -168,7 +147,7 @@ def _new_form(
     status_code: int = 200,
 ) -> Response:
     with ctx.db.read() as session:
-        units = _units(viewer.principal, session)
+        units = organizations.choices_in_view(viewer.principal, session)
     return render(
         request,
         "devices/new.html",
@@ -184,11 +163,9 @@ def _new_form(
 
 @router.get("/devices/new", include_in_schema=False)
 def new_device_page(request: Request, ctx: Ctx, viewer: DeviceWriter) -> Response:
-    default_unit = ""
-    if not viewer.principal.province_wide and viewer.user.organization_id is not None:
-        with ctx.db.read() as session:
-            unit = session.get(Organization, viewer.user.organization_id)
-            default_unit = unit.public_id if unit else ""
+    with ctx.db.read() as session:
+        unit = devices.home_unit(viewer.principal, session)
+    default_unit = unit.public_id if unit else ""
     form = {"serial": "", "model": "", "kind": DeviceKind.USB_TOKEN.value, "unit": default_unit}
     return _new_form(request, ctx, viewer, form, {})
 
@@ -261,40 +238,30 @@ def _detail(
     status_code: int = 200,
     minutes_for: str | None = None,
 ) -> Response:
-    principal = viewer.principal
-    with ctx.db.read() as session:
-        device = devices.get(principal, session, _check_id(public_id))
-        history = devices.handovers(principal, session, public_id)
-        certificates = devices.certificates(session, device)
-        unit = session.get(Organization, device.organization_id) if device.organization_id else None
-        holder = session.get(Person, device.holder_person_id) if device.holder_person_id else None
-        holder_unit = (
-            unit
-            if holder is None or (unit is not None and unit.id == holder.organization_id)
-            else session.get(Organization, holder.organization_id)
-        )
-        last_handover = max((h.at for h in history if h.to_person_id is not None), default=None)
     now = clock.now()
-    pin_since = device.last_pin_change_at or last_handover
-    pin_overdue = (
-        device.status is DeviceStatus.ISSUED
-        and pin_since is not None
-        and pin_since <= now - timedelta(days=ctx.settings.pin_change_days)
-    )
-    fresh = next((h for h in history if h.public_id == minutes_for), None)
+    with ctx.db.read() as session:
+        shown = devices.detail(
+            viewer.principal,
+            session,
+            _check_id(public_id),
+            pin_days=ctx.settings.pin_change_days,
+            now=now,
+        )
+    device, certificates = shown.device, shown.certificates
+    fresh = next((h for h in shown.history if h.public_id == minutes_for), None)
     return render(
         request,
         "devices/detail.html",
         {
             "device": device,
-            "unit": unit,
-            "holder": holder,
-            "holder_unit": holder_unit,
+            "unit": shown.unit,
+            "holder": shown.holder,
+            "holder_unit": shown.holder_unit,
             "certificates": [(c, _common_name(c.subject)) for c in certificates],
-            "history": list(reversed(history)),
+            "history": list(reversed(shown.history)),
             "fresh": fresh,
-            "pin_since": pin_since,
-            "pin_overdue": pin_overdue,
+            "pin_since": shown.pin_since,
+            "pin_overdue": shown.pin_overdue,
             "pin_days": ctx.settings.pin_change_days,
             "status_choices": _status_choices(device, guard.environment_gettext(request)),
             "errors": errors or {},
@@ -506,49 +473,27 @@ def _handover_form(
     errors: dict[str, str],
     status_code: int = 200,
 ) -> Response:
-    principal = viewer.principal
     with ctx.db.read() as session:
-        device = devices.get(principal, session, _check_id(public_id))
-        unit = session.get(Organization, device.organization_id) if device.organization_id else None
-        # The people of the device's unit (and below) first; a search looks everywhere in view.
-        under = unit.public_id if unit is not None and not q else None
-        found = people.search(principal, session, q=q, under=under, limit=PEOPLE_SHOWN)
-        unit_names: dict[int, str] = {
-            row.id: row.name
-            for row in session.execute(
-                select(Organization.id, Organization.name).where(
-                    Organization.id.in_({p.organization_id for p in found.items})
-                )
-            )
-        }
-        chosen = form.get("person")
-        if chosen and all(p.public_id != chosen for p in found.items):
-            try:  # keep what was chosen before a refused post
-                person = people.get(principal, session, chosen)
-                found.items.insert(0, person)
-                unit_names.setdefault(
-                    person.organization_id,
-                    session.get(Organization, person.organization_id).name,  # type: ignore[union-attr]
-                )
-            except KysoError:
-                pass
-    choices = [
-        (
-            p.public_id,
-            " — ".join(
-                part
-                for part in (p.full_name, p.position, unit_names.get(p.organization_id))
-                if part
-            ),
+        # The people of the device's unit first; a search looks everywhere in view; what was
+        # chosen before a refused post stays on the list.
+        found = recipients(
+            viewer.principal,
+            session,
+            _check_id(public_id),
+            q=q,
+            keep=form.get("person") or None,
+            limit=PEOPLE_SHOWN,
         )
-        for p in found.items
+    choices = [
+        (p.public_id, " — ".join(part for part in (p.full_name, p.position, unit_name) if part))
+        for p, unit_name in found.people
     ]
     return render(
         request,
         "devices/handover.html",
         {
-            "device": device,
-            "unit": unit,
+            "device": found.device,
+            "unit": found.unit,
             "choices": choices,
             "total": found.total,
             "q": q or "",
