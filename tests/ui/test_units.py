@@ -97,21 +97,26 @@ def test_admin_browses_the_tree_from_the_province_down_to_a_commune(
 def test_search_ignores_accents_and_finds_a_unit_by_its_agency_code(
     instance: Instance, world: World, web_for: Callable[..., Web]
 ) -> None:
-    admin = web_for("admin1")
+    # The district's officer: the search stays in this test's own district (the whole
+    # province holds every earlier test's "UBND xã Chu Hương" too).
+    officer = web_for("officer")
     chuhuong = world.unit("chuhuong")
-    page = admin.get("/units", params={"q": "chu huong"})
+    page = officer.get("/units", params={"q": "chu huong"})
     assert page.status_code == 200
     assert f'href="/units/{chuhuong.public_id}"' in page.text
     assert "UBND huyện Ba Bể ›" in page.text  # where the unit sits
     assert f'href="/units/{world.unit("nganson").public_id}"' not in page.text
 
+    admin = web_for("admin1")
     code = give_code(instance, world, "hospital")
     by_code = admin.get("/units", params={"q": code.lower()})
     assert f'href="/units/{world.unit("hospital").public_id}"' in by_code.text
 
-    health = admin.get("/units", params={"sector": "health"})
+    health = admin.get("/units", params={"sector": "health", "q": code})
     assert f'href="/units/{world.unit("hospital").public_id}"' in health.text
     assert f'href="/units/{chuhuong.public_id}"' not in health.text
+    government = admin.get("/units", params={"sector": "government", "q": code})
+    assert f'href="/units/{world.unit("hospital").public_id}"' not in government.text
 
 
 def test_an_officer_sees_only_the_own_district(world: World, web_for: Callable[..., Web]) -> None:
