@@ -23,19 +23,9 @@ WEB = KYSO / "web"
 # what it does), each with the reason it stays. Keep it short: an entry that no longer matches
 # anything fails the test, so the list shrinks as the code is fixed.
 ALLOWED: dict[tuple[str, str, str], str] = {
-    # The group-commit batcher (kyso.pki.batcher) takes an actor, not a Principal, so the
-    # issuing right is checked at the door, before the request joins a batch.
-    ("kyso/web/api_certificates.py", "issue", "require"): "batcher takes no Principal",
     # Checked before the upload is read, so a token without the right never makes the server
     # read a body; kyso.signing.service.sign_with_key checks the key's use again.
     ("kyso/web/api_documents.py", "_sign_upload", "require"): "refuse before reading the body",
-    # Redundant with kyso.lifecycle.certificates.search (which requires CERT_READ); the page
-    # belongs to another piece of work on issue 9.
-    ("kyso/web/ui/certificates.py", "certificate_list", "require"): "redundant, owned elsewhere",
-    # The names of the people who sent signature requests (kyso.signing.queue returns user
-    # ids); owned by the document-signing work, to move into kyso.signing.queue.
-    ("kyso/web/ui/sign_queue.py", "_names", "session.query"): "owned elsewhere",
-    ("kyso/web/ui/sign_queue.py", "_names", ".filter"): "owned elsewhere",
 }
 
 # Receivers whose .execute/.get/.query/.scalar(s) calls are database calls.

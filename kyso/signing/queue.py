@@ -156,6 +156,23 @@ def mine(
     return list(waiting), list(sent)
 
 
+def people_named(
+    principal: Principal, session: Session, requests: list[SignatureRequest]
+) -> dict[int, str]:
+    """User id → full name of the senders and signers of requests the principal may see
+    (each is theirs: :func:`mine` and :func:`get` returned them)."""
+    ids = {
+        user_id
+        for r in requests
+        if principal.user_id in (r.requested_by, r.signer_id)
+        for user_id in (r.requested_by, r.signer_id)
+    }
+    if not ids:
+        return {}
+    rows = session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
+    return {row.id: row.full_name for row in rows}
+
+
 def get(
     principal: Principal, session: Session, public_id: str, *, with_documents: bool = False
 ) -> SignatureRequest:

@@ -15,7 +15,7 @@ from kyso.registry.access import Action
 from kyso.registry.fields import FieldErrors
 from kyso.registry.sessions import Viewer
 from kyso.signing import queue
-from kyso.store.models import SignatureState, User
+from kyso.store.models import SignatureState
 from kyso.web.api_documents import read_upload
 from kyso.web.downloads import content_disposition
 from kyso.web.ui import documents, guard
@@ -24,13 +24,6 @@ from kyso.web.ui.templating import render
 
 router = APIRouter(dependencies=[Depends(guard.ui_request)])
 Signer = Annotated[Viewer, guard.allowed(Action.DOCUMENT_SIGN)]
-
-
-def _names(ctx: Ctx, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    with ctx.db.read() as session:
-        return {u.id: u.full_name for u in session.query(User).filter(User.id.in_(ids))}
 
 
 def _errors(request: Request, exc: KysoError) -> dict[str, str]:
@@ -45,7 +38,7 @@ def _errors(request: Request, exc: KysoError) -> dict[str, str]:
 def requests_page(request: Request, ctx: Ctx, viewer: Signer) -> Response:
     with ctx.db.read() as session:
         waiting, sent = queue.mine(viewer.principal, session)
-    names = _names(ctx, {r.requested_by for r in waiting} | {r.signer_id for r in sent})
+        names = queue.people_named(viewer.principal, session, [*waiting, *sent])
     return render(
         request, "documents/queue.html", {"waiting": waiting, "sent": sent, "names": names}
     )
@@ -118,7 +111,7 @@ def _detail(
 ) -> Response:  # fmt: skip
     with ctx.db.read() as session:
         item = queue.get(viewer.principal, session, public_id)
-    names = _names(ctx, {item.requested_by, item.signer_id})
+        names = queue.people_named(viewer.principal, session, [item])
     return render(
         request,
         "documents/queue_detail.html",
