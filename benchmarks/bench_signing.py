@@ -51,8 +51,8 @@ from kyso.signing import identity as identity_mod  # noqa: E402
 from kyso.signing.pades import sign_pdf  # noqa: E402
 from kyso.signing.timestamps import InProcessTimeStamper, Level  # noqa: E402
 from kyso.store.models import Profile  # noqa: E402
+from kyso.trust import trust_context  # noqa: E402
 from kyso.validation.pdf import validate_pdf, validation_context  # noqa: E402
-from kyso.validation.trust import trust_context  # noqa: E402
 
 ROWS: list[tuple[str, float, str, float | None]] = []
 

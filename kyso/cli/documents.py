@@ -18,7 +18,7 @@ from kyso.signing.levels import Level
 
 if TYPE_CHECKING:
     from kyso.signing.identity import SignerIdentity
-    from kyso.validation.trust import TrustContext
+    from kyso.trust import TrustContext
 
 sign_app = typer.Typer(
     help="Sign documents: PDF (PAdES), any file (CAdES), XML (XAdES), e-mail (S/MIME).",
@@ -96,7 +96,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _trust(ctx: Context) -> TrustContext:
-    from kyso.validation.trust import trust_context
+    from kyso.trust import trust_context
 
     return trust_context(ctx)
 
@@ -309,7 +309,7 @@ def verify_command(
 def trust_add(root: Path, note: Annotated[str | None, typer.Option()] = None) -> None:
     """Trust a root CA certificate (PEM or DER) for validation."""
     from kyso.cli.main import actor, context
-    from kyso.validation.trust import add_anchor
+    from kyso.trust import add_anchor
 
     ctx = context()
     with ctx.db.session() as session:
@@ -321,7 +321,7 @@ def trust_add(root: Path, note: Annotated[str | None, typer.Option()] = None) ->
 def trust_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """kyso's own root and the imported anchors."""
     from kyso.cli.main import context
-    from kyso.validation.trust import list_anchors
+    from kyso.trust import list_anchors
 
     rows = list_anchors(context())
     if as_json:

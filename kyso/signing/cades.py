@@ -21,11 +21,8 @@ material. The SignedData itself is assembled here from DER pieces (see :func:`_a
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING
 
 from asn1crypto import algos, cms, core
 from cryptography import x509
@@ -34,29 +31,17 @@ from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes
 from pyhanko.sign.timestamps import TimeStamper
 
 from kyso import clock
+from kyso.coroutines import run_sync
 from kyso.errors import InvalidInput
 from kyso.signing.identity import SignerIdentity
 from kyso.signing.timestamps import Level
 
 if TYPE_CHECKING:
-    from kyso.validation.trust import TrustContext
+    from kyso.trust import TrustContext
 
-__all__ = ["Level", "kyso_revocation_data", "run_sync", "sign_cms", "token_certificates"]
+__all__ = ["Level", "kyso_revocation_data", "sign_cms", "token_certificates"]
 
 _CHUNK = 1024 * 1024
-
-T = TypeVar("T")
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run one of pyHanko's coroutines from synchronous code, even under a running loop
-    (an ``async def`` route): then it runs on a private loop in a worker thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def _check_level(level: Level, timestamper: TimeStamper | None, trust: object | None) -> None:

@@ -36,13 +36,14 @@ from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from kyso import clock
 from kyso.errors import InvalidInput, KysoError
+from kyso.formats.pdf import MAX_PDF_BYTES, InvalidPdf, PdfTooLarge, check_pdf_bytes
 from kyso.pki.tsa import TimeStampAuthority
 from kyso.signing import placement as placement_mod
 from kyso.signing import stamps
 from kyso.signing.identity import KeyStoreSigner, SignerIdentity
 from kyso.signing.stamps import Appearance, StampKind
 from kyso.signing.timestamps import InProcessTimeStamper, Level
-from kyso.validation.trust import TrustContext
+from kyso.trust import TrustContext
 
 log = logging.getLogger(__name__)
 
@@ -57,50 +58,15 @@ __all__ = [
     "sign_pdf",
 ]
 
-#: Largest PDF kyso signs or validates (the memory benchmark signs 50 MB).
-MAX_PDF_BYTES = 100 * 1024 * 1024
-
 # Extra room over the computed size of the CMS (hex digits): time-stamp tokens differ by a few
 # bytes (nonce, serial), ECDSA signatures by one or two.
 _RESERVE_MARGIN = 512
-
-
-class InvalidPdf(InvalidInput):
-    code = "invalid_pdf"
-    message_vi = "Tệp không phải PDF hợp lệ hoặc không xử lý được."
-    message_en = "The file is not a valid PDF, or it cannot be processed."
-
-
-class PdfTooLarge(InvalidPdf):
-    code = "pdf_too_large"
-    http_status = 413
-    message_vi = "Tệp PDF quá lớn."
-    message_en = "The PDF is too large."
 
 
 class SignerNotUsable(InvalidInput):
     code = "signer_not_usable"
     message_vi = "Chứng thư của người ký không dùng để ký được lúc này."
     message_en = "The signer's certificate cannot be used to sign now."
-
-
-def check_pdf_bytes(data: bytes) -> None:
-    """Cheap checks before any parsing: size, the %PDF header, an end-of-file marker."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidPdf("not bytes", vi="không phải dữ liệu nhị phân")
-    if len(data) > MAX_PDF_BYTES:
-        raise PdfTooLarge(
-            f"{len(data) // (1024 * 1024)} MB; the limit is {MAX_PDF_BYTES // (1024 * 1024)} MB",
-            vi=f"{len(data) // (1024 * 1024)} MB; giới hạn {MAX_PDF_BYTES // (1024 * 1024)} MB",
-        )
-    head = bytes(data[:1024])
-    if b"%PDF-" not in head:
-        raise InvalidPdf("not a PDF file", vi="không phải tệp PDF")
-    if b"%%EOF" not in bytes(data[-2048:]) or b"startxref" not in bytes(data[-4096:]):
-        raise InvalidPdf(
-            "the PDF is truncated (no end-of-file marker)",
-            vi="tệp PDF bị cắt cụt (không có dấu kết thúc tệp)",
-        )
 
 
 def open_pdf(data: bytes, *, for_signing: bool = True) -> IncrementalPdfFileWriter:
@@ -444,9 +410,7 @@ async def _sign(
                 f"{level.value} needs kyso's trust context for revocation evidence",
                 vi=f"mức {level.value} cần ngữ cảnh tin cậy để nhúng thông tin thu hồi",
             )
-        from kyso.validation.pdf import validation_context as kyso_context
-
-        validation_context = kyso_context(trust, certs=[identity.certificate])
+        validation_context = trust.validation_context(for_certs=[identity.certificate])
 
     try:
         field_name, field_spec, existing = _prepare_field(writer, bytes(data), appearance)

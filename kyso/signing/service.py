@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from kyso.context import Context
     from kyso.signing.identity import SignerIdentity
-    from kyso.validation.trust import TrustContext
+    from kyso.trust import TrustContext
 
 # Where a signature was asked for, as the audit log names it.
 ENTRY_POINTS = frozenset({"api", "page", "queue", "cli"})
@@ -33,7 +33,7 @@ def level_support(
     """kyso's TSA for B-T and above; kyso's trust context (its CRL/OCSP evidence) from
     ``trust_from`` up (B-LT by default; PAdES takes it from B-T to reach its TSA's chain)."""
     from kyso.signing.timestamps import InProcessTimeStamper
-    from kyso.validation.trust import trust_context
+    from kyso.trust import trust_context
 
     order = list(Level)
     stamper = InProcessTimeStamper(ctx.tsa) if level.needs_timestamp else None

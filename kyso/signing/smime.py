@@ -21,15 +21,13 @@ from email import encoders
 
 from pyhanko.sign.timestamps import TimeStamper
 
-from kyso.errors import InvalidInput
+from kyso.formats.mime import NEWLINE, not_email, split_message
 from kyso.signing.cades import sign_cms
 from kyso.signing.identity import SignerIdentity
 from kyso.signing.timestamps import Level
 
-__all__ = ["micalg", "sign_email", "split_message"]
+__all__ = ["micalg", "sign_email"]
 
-_HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
-_NEWLINE = re.compile(rb"\r\n|\r|\n")
 _EIGHT_BIT = re.compile(rb"[\x00\x80-\xff]")
 _LONG_LINE = re.compile(rb"[^\r\n]{999}")  # RFC 5322 §2.1.1: at most 998 octets a line
 
@@ -41,39 +39,8 @@ def micalg(digest_algorithm: str) -> str:
     return _MICALG.get(digest_algorithm.replace("-", "").lower(), digest_algorithm)
 
 
-def _not_email(detail: str) -> InvalidInput:
-    return InvalidInput(
-        f"not an e-mail message: {detail}", vi=f"không phải thư điện tử hợp lệ: {detail}"
-    )
-
-
-def split_message(eml: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
-    """The header fields — (lower-case name, raw field with its folded lines, CRLF-ended) —
-    and the raw body. ``InvalidInput`` if this is not an RFC 5322 message."""
-    if not isinstance(eml, bytes | bytearray | memoryview):
-        raise _not_email("not bytes")
-    data = bytes(eml)
-    if not data.strip():
-        raise _not_email("empty input")
-    match = re.search(rb"\r\n\r\n|\n\n|\r\r", data)
-    head, body = (data[: match.start()], data[match.end() :]) if match else (data, b"")
-    fields: list[tuple[str, bytes]] = []
-    for line in _NEWLINE.split(head):
-        if line[:1] in (b" ", b"\t") and fields:
-            name, raw = fields[-1]
-            fields[-1] = (name, raw + line + b"\r\n")
-        elif _HEADER_LINE.match(line):
-            name = line.split(b":", 1)[0].decode("ascii").lower()
-            fields.append((name, line + b"\r\n"))
-        else:
-            raise _not_email("a header line is malformed")
-    if not fields:
-        raise _not_email("no header fields")
-    return fields, body
-
-
 def _canonical(data: bytes) -> bytes:
-    return _NEWLINE.sub(b"\r\n", data)
+    return NEWLINE.sub(b"\r\n", data)
 
 
 def _needs_encoding(entity: bytes) -> bool:
@@ -133,7 +100,7 @@ def sign_email(
     """
     fields, body = split_message(eml)
     if not any(name == "from" for name, _ in fields):
-        raise _not_email("there is no From header")
+        raise not_email("there is no From header")
     entity = _body_entity(fields, body)
     signature = sign_cms(
         entity,

@@ -36,27 +36,23 @@ from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding,
 from lxml import etree
 from pyhanko.sign.timestamps import TimeStamper
 from signxml import SignatureReference
-from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import SignXMLException
 from signxml.xades import XAdESDataObjectFormat, XAdESSigner
 
 from kyso import xmlsafe
+from kyso.coroutines import run_sync
 from kyso.errors import InvalidInput
+from kyso.formats.xmldsig import C14N, DS_NS, EDXML_NS, EXC_C14N, XADES_NS, SafeC14n
 from kyso.keys.base import SigningKey
-from kyso.signing.cades import kyso_revocation_data, run_sync, token_certificates
+from kyso.signing.cades import kyso_revocation_data, token_certificates
 from kyso.signing.identity import SignerIdentity
 from kyso.signing.timestamps import Level
 
 if TYPE_CHECKING:
-    from kyso.validation.trust import TrustContext
+    from kyso.trust import TrustContext
 
 __all__ = ["C14N", "DS_NS", "EDXML_NS", "EXC_C14N", "XADES_NS", "Level", "SafeC14n", "sign_xml"]
-
-DS_NS = "http://www.w3.org/2000/09/xmldsig#"
-XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
-EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
-EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
-C14N = CanonicalizationMethod.CANONICAL_XML_1_0
 
 #: Prefixes ``parent_xpath`` may always use, besides those declared on the root element.
 XPATH_NAMESPACES = {"ds": DS_NS, "xades": XADES_NS, "edxml": EDXML_NS}
@@ -101,30 +97,6 @@ class _KeyStoreKey:
             # kyso's key stores produce PKCS#1 v1.5 only (the form CMS and X.509 use).
             raise InvalidInput("RSA-PSS XML signatures are not offered", vi="chưa hỗ trợ RSA-PSS")
         return self._key.sign(data, algorithm)
-
-
-class SafeC14n:
-    """signxml processor mixin: canonicalize through :func:`kyso.xmlsafe.c14n`, which works
-    around libxml2 2.14's inclusive-c14n bug on elements below the root."""
-
-    def _c14n(
-        self,
-        nodes: etree._Element | list[etree._Element],
-        algorithm: CanonicalizationMethod,
-        inclusive_ns_prefixes: list[str] | None = None,
-    ) -> bytes:
-        uri = CanonicalizationMethod(algorithm).value
-        exclusive = uri.startswith(EXC_C14N.value)
-        with_comments = uri.endswith("#WithComments")
-        return b"".join(
-            xmlsafe.c14n(
-                node,
-                exclusive=exclusive,
-                with_comments=with_comments,
-                inclusive_ns_prefixes=inclusive_ns_prefixes,
-            )
-            for node in (nodes if isinstance(nodes, list) else [nodes])
-        )
 
 
 class _Signer(SafeC14n, XAdESSigner):

@@ -84,8 +84,9 @@ from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator, Signat
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 from kyso import clock
+from kyso.coroutines import run_sync
 from kyso.errors import InvalidInput
-from kyso.signing.cades import run_sync
+from kyso.trust import TrustContext
 from kyso.validation import messages
 from kyso.validation.report import (
     CertificateInfo,
@@ -99,7 +100,6 @@ from kyso.validation.report import (
     SubIndication,
     ValidationReport,
 )
-from kyso.validation.trust import TrustContext
 
 __all__ = [
     "SIGNER_KEY_USAGE",

@@ -22,7 +22,8 @@ from email.policy import compat32
 from email.utils import collapse_rfc2231_value
 
 from kyso.errors import InvalidInput
-from kyso.signing.smime import split_message
+from kyso.formats.mime import split_message
+from kyso.trust import TrustContext
 from kyso.validation.cms import summarize, validate_cms
 from kyso.validation.report import (
     ScopeKind,
@@ -31,7 +32,6 @@ from kyso.validation.report import (
     SubIndication,
     ValidationReport,
 )
-from kyso.validation.trust import TrustContext
 
 __all__ = ["validate_email"]
 

@@ -44,7 +44,8 @@ from pyhanko_certvalidator import ValidationContext
 
 from kyso import clock
 from kyso.errors import KysoError
-from kyso.signing.pades import InvalidPdf, check_pdf_bytes
+from kyso.formats.pdf import InvalidPdf, check_pdf_bytes
+from kyso.trust import TrustContext
 from kyso.validation import messages
 from kyso.validation.report import (
     CertificateInfo,
@@ -56,7 +57,6 @@ from kyso.validation.report import (
     SubIndication,
     ValidationReport,
 )
-from kyso.validation.trust import TrustContext
 
 log = logging.getLogger(__name__)
 

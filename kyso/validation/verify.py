@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from kyso.errors import InvalidInput, TooLarge
+from kyso.trust import TrustContext
 from kyso.validation.report import ValidationReport
-from kyso.validation.trust import TrustContext
 
 MAX_INPUT_BYTES = 200 * 1024 * 1024
 

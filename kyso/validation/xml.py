@@ -65,7 +65,8 @@ from signxml.exceptions import (
 )
 
 from kyso import clock, xmlsafe
-from kyso.signing.xades import DS_NS, EDXML_NS, XADES_NS, SafeC14n
+from kyso.formats.xmldsig import DS_NS, EDXML_NS, XADES_NS, SafeC14n
+from kyso.trust import TrustContext
 from kyso.validation import messages
 from kyso.validation.cms import (
     Findings,
@@ -83,7 +84,6 @@ from kyso.validation.report import (
     SubIndication,
     ValidationReport,
 )
-from kyso.validation.trust import TrustContext
 
 __all__ = ["validate_xml"]
 

@@ -55,8 +55,8 @@ async def verify(
     output: Annotated[str, Query(alias="format", pattern="^(json|html|pdf)$")] = "json",
     lang: Annotated[str | None, Query(pattern="^(vi|en)$")] = None,
 ) -> Response:
+    from kyso.trust import trust_context
     from kyso.validation import render
-    from kyso.validation.trust import trust_context
     from kyso.validation.verify import verify as run
 
     await spend_verification(request)  # anonymous and CPU-bound: a budget per client

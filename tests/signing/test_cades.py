@@ -24,9 +24,9 @@ from kyso.signing.cades import sign_cms
 from kyso.signing.identity import SignerIdentity, from_keystore
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.store.models import Profile
+from kyso.trust import trust_context
 from kyso.validation.cms import validate_cms
 from kyso.validation.report import Indication
-from kyso.validation.trust import trust_context
 
 DATA = "Văn bản số 125/STTTT-VP về triển khai chữ ký số chuyên dùng.\n".encode()
 SUBJECT = "CN=Nguyễn Thị Hồng Nhung,OU=Văn phòng,O=Sở Thông tin và Truyền thông tỉnh Bắc Kạn,C=VN"

@@ -19,13 +19,14 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from support import require_or_skip
 
 from kyso.context import Context
+from kyso.formats import pdf as pdf_format
 from kyso.signing import pades
 from kyso.signing.pades import InvalidPdf, PdfTooLarge, SignerNotUsable, sign_pdf
 from kyso.signing.placement import Placement
 from kyso.signing.stamps import Appearance, StampKind
 from kyso.signing.timestamps import Level
+from kyso.trust import TrustContext, trust_context
 from kyso.validation.pdf import validate_pdf, validation_context
-from kyso.validation.trust import TrustContext, trust_context
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +237,7 @@ def test_bad_input_is_refused_cleanly(person, trust1, data: bytes, error):
 
 
 def test_huge_input_is_refused(monkeypatch, person, trust1, doc):
-    monkeypatch.setattr(pades, "MAX_PDF_BYTES", len(doc) - 1)
+    monkeypatch.setattr(pdf_format, "MAX_PDF_BYTES", len(doc) - 1)
     with pytest.raises(PdfTooLarge) as caught:
         sign_pdf(doc, person, trust=trust1)
     assert caught.value.http_status == 413

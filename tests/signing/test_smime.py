@@ -16,9 +16,9 @@ from kyso.keys.base import KeyAlgorithm
 from kyso.signing.identity import SignerIdentity
 from kyso.signing.smime import sign_email
 from kyso.signing.timestamps import InProcessTimeStamper
+from kyso.trust import trust_context
 from kyso.validation.email import validate_email
 from kyso.validation.report import Indication
-from kyso.validation.trust import trust_context
 from signing.test_cades import issue_signer, openssl, write_chain
 
 ROUTING = (

@@ -22,8 +22,8 @@ from kyso.signing import stamps
 from kyso.signing.pades import sign_pdf
 from kyso.signing.placement import Placement, find_text, resolve
 from kyso.signing.stamps import Appearance, CopyKind, StampKind
+from kyso.trust import trust_context
 from kyso.validation.pdf import validate_pdf
-from kyso.validation.trust import trust_context
 
 ISO_VN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00")
 PAGE_H = 842

@@ -18,8 +18,8 @@ from kyso.keys.base import KeyAlgorithm
 from kyso.signing.identity import SignerIdentity
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.signing.xades import DS_NS, EDXML_NS, XADES_NS, sign_xml
+from kyso.trust import trust_context
 from kyso.validation.report import Indication
-from kyso.validation.trust import trust_context
 from kyso.validation.xml import validate_xml
 from signing.test_cades import issue_signer, openssl, write_chain
 

@@ -23,7 +23,7 @@ from kyso.pki import issuance
 from kyso.registry import people
 from kyso.registry.access import cli_principal
 from kyso.store.models import Certificate, Organization, Profile
-from kyso.validation.trust import trust_context
+from kyso.trust import trust_context
 from kyso.validation.verify import verify
 
 from .conftest import Web

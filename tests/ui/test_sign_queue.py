@@ -14,7 +14,7 @@ from support.world import World
 from kyso.registry import people, users
 from kyso.registry.access import cli_principal
 from kyso.store.models import Role, SignatureRequest, SignatureState, User
-from kyso.validation.trust import trust_context
+from kyso.trust import trust_context
 from kyso.validation.verify import verify
 
 from .conftest import Web

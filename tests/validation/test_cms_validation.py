@@ -41,6 +41,7 @@ from kyso.signing.identity import SignerIdentity, from_keystore
 from kyso.signing.pades import sign_pdf
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.store.models import Profile, RevocationReason
+from kyso.trust import TrustContext, trust_context
 from kyso.validation import render
 from kyso.validation.cms import path_failure, validate_cms
 from kyso.validation.pdf import validate_pdf
@@ -51,7 +52,6 @@ from kyso.validation.report import (
     SubIndication,
     ValidationReport,
 )
-from kyso.validation.trust import TrustContext, trust_context
 from kyso.validation.verify import detect_kind, verify
 from kyso.web.ui.guard import PageState
 from kyso.web.ui.templating import environment

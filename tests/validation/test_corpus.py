@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from kyso.trust import TrustContext
 from kyso.validation.report import Indication, ScopeKind, SignatureReport, SubIndication
-from kyso.validation.trust import TrustContext
 from kyso.validation.verify import detect_kind, verify
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -15,9 +15,9 @@ from kyso.pki import status
 from kyso.signing.smime import sign_email
 from kyso.signing.timestamps import InProcessTimeStamper
 from kyso.store.models import RevocationReason
+from kyso.trust import TrustContext, trust_context
 from kyso.validation.email import validate_email
 from kyso.validation.report import Indication, ScopeKind, SubIndication
-from kyso.validation.trust import TrustContext, trust_context
 from validation.test_cms_validation import (
     PemSigner,
     countersign,

@@ -14,8 +14,8 @@ from pyhanko.sign import signers
 from kyso.pki import issuance
 from kyso.pki.names import parse_subject
 from kyso.store.models import Profile
+from kyso.trust import trust_context
 from kyso.validation.report import Indication
-from kyso.validation.trust import trust_context
 from kyso.validation.verify import verify
 
 

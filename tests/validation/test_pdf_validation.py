@@ -9,11 +9,12 @@ from conftest import Instance
 from fixtures.pdf import pki, samples
 
 from kyso import clock
+from kyso.formats import pdf as pdf_format
 from kyso.pki import status as cert_status
-from kyso.signing import pades
 from kyso.signing.pades import InvalidPdf, PdfTooLarge, sign_pdf
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.store.models import RevocationReason
+from kyso.trust import trust_context
 from kyso.validation import messages
 from kyso.validation.pdf import validate_pdf
 from kyso.validation.report import (
@@ -24,7 +25,6 @@ from kyso.validation.report import (
     SignatureReport,
     SubIndication,
 )
-from kyso.validation.trust import trust_context
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +247,7 @@ def test_bad_input(env, data):
 def test_huge_input(env, monkeypatch, good):
     _, trust = env
     _, signed = good
-    monkeypatch.setattr(pades, "MAX_PDF_BYTES", 1000)
+    monkeypatch.setattr(pdf_format, "MAX_PDF_BYTES", 1000)
     with pytest.raises(PdfTooLarge):
         validate_pdf(signed, trust)
 

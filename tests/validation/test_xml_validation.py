@@ -17,8 +17,8 @@ from kyso.pki import status
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.signing.xades import sign_xml
 from kyso.store.models import RevocationReason
+from kyso.trust import TrustContext, trust_context
 from kyso.validation.report import Indication, RevocationStatus, ScopeKind, SubIndication
-from kyso.validation.trust import TrustContext, trust_context
 from kyso.validation.xml import validate_xml
 from validation.test_cms_validation import (
     PemSigner,

@@ -22,8 +22,8 @@ from lxml import etree
 from kyso import xmlsafe
 from kyso.context import Context
 from kyso.signing.xades import DS_NS, EDXML_NS, XADES_NS, sign_xml
+from kyso.trust import TrustContext, trust_context
 from kyso.validation.report import Indication, ScopeKind, SignatureReport, SubIndication
-from kyso.validation.trust import TrustContext, trust_context
 from kyso.validation.xml import validate_xml
 from validation.test_cms_validation import PemSigner, pem_signer
 

@@ -753,7 +753,7 @@ def sign_download(request: Request, ctx: Ctx, viewer: Signer, upload_id: str) ->
 
 # -- verifying -----------------------------------------------------------------------------------
 def _run_verify(ctx: Context, content: bytes, name: str, original: bytes | None) -> str:
-    from kyso.validation.trust import trust_context
+    from kyso.trust import trust_context
     from kyso.validation.verify import verify
 
     report = verify(content, trust_context(ctx), name=name, detached_data=original)

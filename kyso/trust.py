@@ -1,10 +1,13 @@
-"""Trust anchors and revocation evidence for validators.
+"""Trust anchors and revocation evidence, for validators and for signers that embed it.
 
 Anchors are kyso's own root plus roots an administrator imported (`kyso trust add`, e.g.
 the government's "RootCA chuyên dùng Chính phủ G2"). For certificates kyso issued, revocation
 evidence is made in-process: the current CRL and a freshly signed OCSP answer of kyso's own
 CA — real, signed evidence, without a network round trip to ourselves. Other certificates
 rely on evidence embedded in the document (LTV) or, when allowed, fetched.
+
+Validation (:mod:`kyso.validation`) judges with it; signing (:mod:`kyso.signing`) embeds the
+same evidence at B-LT. It lives below both so that neither imports the other.
 """
 
 from __future__ import annotations
