@@ -70,6 +70,17 @@ class Settings:
     pin_change_days: int = 180  # a token holder who has not changed the PIN for longer is listed
     # public verification is anonymous and costs CPU: validations per minute per client address
     verify_per_minute: int = 30
+    # ... and each validation is bounded: signatures and revisions of a PDF (refused above them
+    # before any is checked), a pool of worker processes (0: one per core) with a queue, the
+    # CPU seconds and memory one validation may use, and a deadline after which its worker is
+    # stopped (kyso.validation.pool)
+    verify_max_signatures: int = 50
+    verify_max_revisions: int = 100
+    verify_workers: int = 0
+    verify_queue: int = 8
+    verify_cpu_seconds: int = 20
+    verify_deadline_seconds: float = 30.0
+    verify_memory_mb: int = 1024
     # the same per client address for OCSP answers signed on the spot (nonce, SHA-256 CertID,
     # several certificates, unknown serial) and for time-stamps over HTTP; 0 switches one off
     ocsp_sign_per_minute: int = 120
@@ -130,6 +141,13 @@ class Settings:
             max_upload_bytes=int(env.get("KYSO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
             pin_change_days=int(env.get("KYSO_PIN_CHANGE_DAYS", "180")),
             verify_per_minute=int(env.get("KYSO_VERIFY_PER_MINUTE", "30")),
+            verify_max_signatures=int(env.get("KYSO_VERIFY_MAX_SIGNATURES") or "50"),
+            verify_max_revisions=int(env.get("KYSO_VERIFY_MAX_REVISIONS") or "100"),
+            verify_workers=int(env.get("KYSO_VERIFY_WORKERS") or "0"),
+            verify_queue=int(env.get("KYSO_VERIFY_QUEUE") or "8"),
+            verify_cpu_seconds=int(env.get("KYSO_VERIFY_CPU_SECONDS") or "20"),
+            verify_deadline_seconds=float(env.get("KYSO_VERIFY_DEADLINE_SECONDS") or "30"),
+            verify_memory_mb=int(env.get("KYSO_VERIFY_MEMORY_MB") or "1024"),
             ocsp_sign_per_minute=int(env.get("KYSO_OCSP_SIGN_PER_MINUTE", "120")),
             tsa_per_minute=int(env.get("KYSO_TSA_PER_MINUTE", "60")),
             login_per_minute=int(env.get("KYSO_LOGIN_PER_MINUTE", "60")),

@@ -411,6 +411,19 @@ def explain(sig: SignatureReport) -> tuple[str, str]:
     )
 
 
+def unprocessable(sig: SignatureReport, reason: str) -> tuple[str, str]:
+    """(Vietnamese, English) sentence for a signature the validating library could not
+    process: not shown invalid, not confirmed either; ``reason`` is the library's own words."""
+    head_vi, head_en = _outcome(sig)
+    who = _who(sig.signer)
+    by_vi = f" (người ký: {who})" if who else ""
+    by_en = f" (signer: {who})" if who else ""
+    return (
+        f"{head_vi}{by_vi}: phần mềm kiểm tra không xử lý được chữ ký này ({reason}).",
+        f"{head_en}{by_en}: the signature could not be processed ({reason}).",
+    )
+
+
 def summarize(report: ValidationReport) -> tuple[str, str]:
     """(Vietnamese, English) sentence for the whole document."""
     if not report.signatures:
@@ -460,4 +473,4 @@ def summarize(report: ValidationReport) -> tuple[str, str]:
     )
 
 
-__all__ = ["day_en", "day_vi", "explain", "summarize", "when_en", "when_vi"]
+__all__ = ["day_en", "day_vi", "explain", "summarize", "unprocessable", "when_en", "when_vi"]

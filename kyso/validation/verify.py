@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kyso.errors import InvalidInput, TooLarge
 from kyso.trust import TrustContext
 from kyso.validation.report import ValidationReport
+
+if TYPE_CHECKING:
+    from kyso.validation.pdf import PdfLimits
 
 MAX_INPUT_BYTES = 200 * 1024 * 1024
 
@@ -92,9 +95,11 @@ def verify(
     name: str = "document",
     detached_data: bytes | None = None,
     moment: datetime | None = None,
+    pdf_limits: PdfLimits | None = None,
 ) -> ValidationReport:
     """Validate any signed input, as of ``moment`` (default: now; a past moment validates
-    files whose certificates have expired since, as other validators' test suites do)."""
+    files whose certificates have expired since, as other validators' test suites do).
+    ``pdf_limits`` bounds the signatures and revisions of a PDF (public validation)."""
     if len(data) > MAX_INPUT_BYTES or (
         detached_data is not None and len(detached_data) > MAX_INPUT_BYTES
     ):
@@ -106,7 +111,7 @@ def verify(
     if kind == "pdf":
         from kyso.validation.pdf import validate_pdf
 
-        return validate_pdf(data, trust, name=name, moment=moment)
+        return validate_pdf(data, trust, name=name, moment=moment, limits=pdf_limits)
     if kind == "xml":
         from kyso.validation.xml import validate_xml
 

@@ -51,8 +51,6 @@ def _only(report) -> SignatureReport:
     return regular[0]
 
 
-
-
 def test_valid_signature_report(env, good):
     _, trust = env
     _, signed = good
