@@ -37,6 +37,7 @@ bench: $(STAMP)
 	@bash scripts/bench-setup.sh
 	$(BIN)/python benchmarks/bench_ca.py
 	$(BIN)/python benchmarks/bench_signing.py
+	$(BIN)/python benchmarks/bench_validation.py
 	$(BIN)/python benchmarks/bench_bulk.py
 	@bash -c 'export "$$(bash scripts/test-setup.sh)"; $(BIN)/python benchmarks/bench_web.py'
 

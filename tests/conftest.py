@@ -46,6 +46,9 @@ def make_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
         "KYSO_BASE_URL": "http://127.0.0.1:8000",
         # the suite verifies hundreds of files from one address; test_verify checks the limit
         "KYSO_VERIFY_PER_MINUTE": "60000",
+        # one validation worker per application: the suite makes many (test_pdf_cost sizes
+        # the pool itself)
+        "KYSO_VERIFY_WORKERS": "1",
         # …and signs OCSP answers, stamps and logs in from one address too (the limits have
         # tests of their own: tests/web/test_ratelimit.py, tests/ui/test_auth.py)
         "KYSO_OCSP_SIGN_PER_MINUTE": "60000",

@@ -22,6 +22,7 @@ from kyso.registry.access import Action, Principal, require
 from kyso.signing.levels import Level
 from kyso.signing.service import level_support
 from kyso.signing.stamps import StampKind
+from kyso.validation.pool import ValidationPool
 from kyso.web.deps import context, principal
 from kyso.web.errors import language
 from kyso.web.ratelimit import spend_verification
@@ -45,6 +46,16 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
+def validation_pool(request: Request) -> ValidationPool:
+    """The application's pool of validation workers (made on first use by an application
+    that did not make one)."""
+    pool: ValidationPool | None = getattr(request.app.state, "validation_pool", None)
+    if pool is None:
+        pool = ValidationPool(request.app.state.context.settings)
+        request.app.state.validation_pool = pool
+    return pool
+
+
 @router.post("/verify", summary="Validate any signed file (public)")
 @router.post("/api/v1/verify", summary="Validate any signed file")
 async def verify(
@@ -55,20 +66,18 @@ async def verify(
     output: Annotated[str, Query(alias="format", pattern="^(json|html|pdf)$")] = "json",
     lang: Annotated[str | None, Query(pattern="^(vi|en)$")] = None,
 ) -> Response:
-    from kyso.trust import trust_context
     from kyso.validation import render
-    from kyso.validation.verify import verify as run
 
     await spend_verification(request)  # anonymous and CPU-bound: a budget per client
     limit = ctx.settings.max_upload_bytes
     content = await read_upload(file, limit)
     original = await read_upload(data, limit) if data is not None else None
     chosen = lang or language(request)
+    pool = validation_pool(request)
 
     def work() -> Response:
-        report = run(
-            content, trust_context(ctx), name=file.filename or "document", detached_data=original
-        )
+        # in a worker process, bounded in time and memory (kyso.validation.pool)
+        report = pool.validate(content, name=file.filename or "document", detached=original)
         if output == "html":
             return HTMLResponse(render.to_html(report, chosen))
         if output == "pdf":

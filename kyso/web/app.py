@@ -16,6 +16,7 @@ from kyso.audit import checkpoints
 from kyso.context import Context
 from kyso.registry import login_challenges, sessions
 from kyso.settings import Settings
+from kyso.validation.pool import ValidationPool
 from kyso.web import (
     api_certificates,
     api_docs,
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
             upgrade.bring_up_to_date(ctx, "system:serve")
         except Exception:
             log.exception("bringing this instance up to date failed")
+        validation_pool.start()  # pre-started: a small file pays no process start
         stop = threading.Event()
         if scheduler:
             threading.Thread(
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         yield
         stop.set()
         pool.close()
+        validation_pool.close()
         ctx.close()
 
     app = FastAPI(
@@ -95,6 +98,8 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.context = ctx
     app.state.limiter = ratelimit.Limiter.for_settings(ctx.db, settings)
     app.state.signing_pool = pool = SigningPool()
+    # anonymous validation runs in worker processes, bounded (kyso.validation.pool)
+    app.state.validation_pool = validation_pool = ValidationPool(settings)
     errors.install(app)
     app.include_router(pki_routes.router)
     app.include_router(api_requests.router)  # before /certificates/{serial}: /expiring

@@ -42,6 +42,7 @@ from kyso.signing.keyuse import UsableKey
 from kyso.signing.levels import Level
 from kyso.signing.placement import Placement, Where
 from kyso.signing.stamps import Appearance, CopyKind, StampKind
+from kyso.validation.pool import ValidationPool
 from kyso.validation.report import (
     Indication,
     RevocationStatus,
@@ -752,11 +753,11 @@ def sign_download(request: Request, ctx: Ctx, viewer: Signer, upload_id: str) ->
 
 
 # -- verifying -----------------------------------------------------------------------------------
-def _run_verify(ctx: Context, content: bytes, name: str, original: bytes | None) -> str:
-    from kyso.trust import trust_context
-    from kyso.validation.verify import verify
-
-    report = verify(content, trust_context(ctx), name=name, detached_data=original)
+def _run_verify(
+    ctx: Context, pool: ValidationPool, content: bytes, name: str, original: bytes | None
+) -> str:
+    # in a worker process, bounded in time and memory (kyso.validation.pool)
+    report = pool.validate(content, name=name, detached=original)
     sweep(ctx)
     token = secrets.token_urlsafe(24)
     path = _area(ctx, "reports") / f"{token}.json"
@@ -828,10 +829,11 @@ async def verify_document(
     if not errors:
         assert content is not None
         try:
-            token = await run_in_threadpool(_run_verify, ctx, content, name, original)
+            pool = api_documents.validation_pool(request)
+            token = await run_in_threadpool(_run_verify, ctx, pool, content, name, original)
         except KysoError as exc:
             errors["file"] = exc.message(lang)
-            status = exc.http_status if exc.http_status in (413, 422) else 422
+            status = exc.http_status if exc.http_status in (413, 422, 503) else 422
         else:
             return guard.redirect(request, f"/verify/report/{token}")
     return render(request, "documents/verify_upload.html", {"errors": errors}, status_code=status)
