@@ -17,7 +17,6 @@ signing and validation use it instead of lxml's ``method="c14n"``.
 
 from __future__ import annotations
 
-import copy
 import re
 
 from lxml import etree
@@ -122,7 +121,10 @@ def c14n(
     Inclusive c14n of an element below the root is done on a standalone copy: libxml2
     2.14 (lxml 6) writes a spurious ``xmlns=""`` on descendants of such an element when a
     default namespace is declared above it, e.g. .NET's ``<Signature xmlns="…xmldsig#">``,
-    so SignedInfo would not verify. The copy's root carries every in-scope namespace and
+    so SignedInfo would not verify. The copy is the element serialized and parsed again:
+    lxml declares every in-scope namespace on the serialized element and keeps each
+    descendant's own declarations, even one only text uses (the ``ds`` of an XPath Filter
+    2.0 expression; a deep copy appended elsewhere would drop it); the copy's root also gets
     the inherited ``xml:lang``/``xml:space``, as c14n 1.0 renders them on the apex (§2.4),
     and c14n of a document root is unaffected by the bug.
     """
@@ -134,15 +136,10 @@ def c14n(
             with_comments=with_comments,
             inclusive_ns_prefixes=inclusive_ns_prefixes,
         )
-    attributes = dict(element.attrib)
+    apex = etree.fromstring(etree.tostring(element, with_tail=False), parser=parser())
     for name in _INHERITED:
-        if name not in attributes:
+        if element.get(name) is None:
             holder = next((a for a in element.iterancestors() if a.get(name) is not None), None)
             if holder is not None:
-                attributes[name] = holder.get(name)  # type: ignore[assignment]
-    apex = etree.Element(element.tag, attrib=attributes, nsmap=element.nsmap)
-    apex.text = element.text
-    for child in element:
-        copied = copy.deepcopy(child)
-        apex.append(copied)
+                apex.set(name, holder.get(name))  # type: ignore[arg-type]
     return etree.tostring(apex, method="c14n", with_comments=with_comments)

@@ -8,12 +8,26 @@ this module, through :func:`kyso.xmlsafe.c14n`.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod
 
 from kyso import xmlsafe
 
-__all__ = ["C14N", "DS_NS", "EDXML_NS", "EXC_C14N", "XADES_NS", "SafeC14n"]
+__all__ = [
+    "C14N",
+    "DS_NS",
+    "EDXML_NS",
+    "EXC_C14N",
+    "FILTER2",
+    "SUBTRACT_SIGNATURES",
+    "XADES_NS",
+    "SafeC14n",
+    "detach",
+    "outermost_signatures",
+    "subtracts_every_signature",
+]
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
@@ -44,3 +58,54 @@ class SafeC14n:
             )
             for node in (nodes if isinstance(nodes, list) else [nodes])
         )
+
+
+#: XPath Filter 2.0 (W3C REC-xmldsig-filter2-20021108, §3).
+FILTER2 = "http://www.w3.org/2002/06/xmldsig-filter2"
+#: What kyso subtracts with it, as EU DSS writes it for every enveloped signature: every
+#: ds:Signature, so that signatures added later (parallel signatures) leave this one intact.
+SUBTRACT_SIGNATURES = "/descendant::ds:Signature"
+
+_EVERY_SIGNATURE = re.compile(r"(?:/descendant::|//)([A-Za-z_][\w.\-]*):Signature")
+
+
+def subtracts_every_signature(transform: etree._Element) -> bool:
+    """Whether the ds:Transform ``transform`` is exactly the XPath Filter 2.0 that subtracts
+    every ds:Signature from its input: one ``XPath`` child in the filter's namespace with
+    ``Filter="subtract"`` and nothing else, whose expression is ``/descendant::P:Signature``
+    or ``//P:Signature`` with P bound, on that element, to the XML-DSig namespace.
+
+    This is the one XPath kyso evaluates (by removing the elements, not by running XPath):
+    any other expression is a program the signer wrote that decides what is signed."""
+    if transform.get("Algorithm") != FILTER2 or (transform.text or "").strip():
+        return False
+    children = list(transform)
+    if len(children) != 1 or children[0].tag != f"{{{FILTER2}}}XPath":
+        return False
+    xpath = children[0]
+    if dict(xpath.attrib) != {"Filter": "subtract"} or len(xpath) or (xpath.tail or "").strip():
+        return False
+    match = _EVERY_SIGNATURE.fullmatch((xpath.text or "").strip())
+    return match is not None and xpath.nsmap.get(match[1]) == DS_NS
+
+
+def outermost_signatures(root: etree._Element) -> list[etree._Element]:
+    """The ds:Signature elements of ``root`` (itself included) not inside another one: the
+    signatures of a document, each with its countersignatures and objects inside it."""
+    tag = f"{{{DS_NS}}}Signature"
+    return [s for s in root.iter(tag) if not any(a.tag == tag for a in s.iterancestors())]
+
+
+def detach(element: etree._Element) -> None:
+    """Remove ``element`` with its subtree, keeping the text after it (its lxml tail, which
+    is not part of it): what the enveloped-signature transform and the filter above remove."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)

@@ -4,12 +4,18 @@ signxml builds the XML-DSig core and the XAdES signed properties (SigningTime,
 SigningCertificateV2, DataObjectFormat); kyso adds the unsigned properties itself:
 
 * **B-B** — one ``ds:Reference URI=""`` over the whole document with the enveloped-signature
-  transform (also when the root carries an Id: see ``_Signer._unpack``), SHA-256 digests,
-  inclusive Canonical XML 1.0. Not signxml's default c14n 1.1, which .NET's SignedXml (used
-  by many Vietnamese edXML systems) does not know; not exclusive c14n either: signxml writes
-  the SignedProperties and KeyInfo references without a Transforms element, so verifiers
-  (xmlsec1, .NET, DSS) canonicalize those with the XML-DSig default, inclusive c14n 1.0,
-  and any other choice would not verify.
+  transform (also when the root carries an Id: see ``_Signer._unpack``) followed by the XPath
+  Filter 2.0 transform that subtracts every ``ds:Signature`` (EU DSS's form for every
+  enveloped signature), SHA-256 digests, inclusive Canonical XML 1.0. The filter makes
+  signatures parallel: one added later, anywhere in the document, leaves the earlier ones
+  intact (without it, a second signature breaks the first one's digest). .NET's SignedXml
+  implements no XPath Filter 2.0; ``parallel=False`` writes the enveloped transform alone
+  for such a receiver, and kyso then refuses to add a signature that would break it. Not
+  signxml's default c14n 1.1, which .NET's SignedXml (used by many Vietnamese edXML
+  systems) does not know; not exclusive c14n either: signxml writes the SignedProperties
+  and KeyInfo references without a Transforms element, so verifiers (xmlsec1, .NET, DSS)
+  canonicalize those with the XML-DSig default, inclusive c14n 1.0, and any other choice
+  would not verify.
 * **B-T** — ``xades:SignatureTimeStamp``: an RFC 3161 token over the canonicalized
   ``ds:SignatureValue`` element (EN 319 132-1 §5.3), from kyso's TSA or any TSA.
 * **B-LT** — ``xades:CertificateValues`` (certificates not already in ``ds:KeyInfo``: the
@@ -36,14 +42,26 @@ from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding,
 from lxml import etree
 from pyhanko.sign.timestamps import TimeStamper
 from signxml import SignatureReference
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
 from signxml.exceptions import SignXMLException
 from signxml.xades import XAdESDataObjectFormat, XAdESSigner
 
 from kyso import xmlsafe
 from kyso.coroutines import run_sync
 from kyso.errors import InvalidInput
-from kyso.formats.xmldsig import C14N, DS_NS, EDXML_NS, EXC_C14N, XADES_NS, SafeC14n
+from kyso.formats.xmldsig import (
+    C14N,
+    DS_NS,
+    EDXML_NS,
+    EXC_C14N,
+    FILTER2,
+    SUBTRACT_SIGNATURES,
+    XADES_NS,
+    SafeC14n,
+    detach,
+    outermost_signatures,
+    subtracts_every_signature,
+)
 from kyso.keys.base import SigningKey
 from kyso.signing.cades import kyso_revocation_data, token_certificates
 from kyso.signing.identity import SignerIdentity
@@ -100,8 +118,9 @@ class _KeyStoreKey:
 
 
 class _Signer(SafeC14n, XAdESSigner):
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, parallel: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._parallel = parallel
         # signxml re-parses its input copy; with kyso's parser (large text nodes allowed,
         # entities and network off) rather than its own default.
         self._parser = xmlsafe.parser()
@@ -113,9 +132,76 @@ class _Signer(SafeC14n, XAdESSigner):
         reference by id survives the signed element being moved below a forged root
         (signature wrapping); ``URI=""`` cannot be satisfied by anything but the document
         the verifier was given. The digest input is the same either way: the root without
-        the signature."""
+        the signature (and, for a parallel signature, without any other signature)."""
         sig_root, doc_root, c14n_inputs, _ = super()._unpack(data, references)
+        if self._parallel:
+            for other in outermost_signatures(c14n_inputs[0]):
+                detach(other)
         return sig_root, doc_root, c14n_inputs, [SignatureReference(URI="")]
+
+    def _build_transforms_for_reference(
+        self, *, transforms_node: etree._Element, reference: Any, **kwargs: Any
+    ) -> None:
+        super()._build_transforms_for_reference(
+            transforms_node=transforms_node, reference=reference, **kwargs
+        )
+        if self._parallel:
+            # .NET's SignedXml implements no XPath Filter 2.0, but every other verifier kyso
+            # knows (xmlsec1, EU DSS/Santuario) does, and only this form lets later
+            # signatures leave this one intact.
+            transform = etree.Element(_ds("Transform"), Algorithm=FILTER2)
+            # After the enveloped-signature transform, before the canonicalization (which
+            # turns the node-set into octets).
+            enveloped = [t.get("Algorithm") for t in transforms_node].index(
+                SignatureConstructionMethod.enveloped.value
+            )
+            transforms_node.insert(enveloped + 1, transform)
+            xpath = etree.SubElement(
+                transform,
+                f"{{{FILTER2}}}XPath",
+                nsmap={"dsig-filter2": FILTER2, "ds": DS_NS},
+                Filter="subtract",
+            )
+            xpath.text = SUBTRACT_SIGNATURES
+
+
+def _signer_name(signature: etree._Element) -> str:
+    """The common name in the first certificate a signature carries, else its Id."""
+    for element in signature.iter(_ds("X509Certificate"), _xades("EncapsulatedX509Certificate")):
+        try:
+            cert = x509.load_der_x509_certificate(
+                base64.b64decode("".join((element.text or "").split()))
+            )
+            names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        except ValueError:
+            continue
+        if names:
+            return str(names[0].value)
+    return signature.get("Id") or "?"
+
+
+def _would_break(signature: etree._Element, parent: etree._Element) -> bool:
+    """Whether adding a signature under ``parent`` changes what ``signature`` digested: one of
+    its references covers ``parent`` (the whole document, or an element enclosing it) without
+    subtracting the signatures in it. A reference kyso cannot place (an XPointer) counts as
+    covering it."""
+    enclosing = [parent, *parent.iterancestors()]
+    for reference in signature.iterfind(f"{_ds('SignedInfo')}/{_ds('Reference')}"):
+        transforms = reference.iterfind(f"{_ds('Transforms')}/{_ds('Transform')}")
+        if any(subtracts_every_signature(t) for t in transforms):
+            continue
+        uri = reference.get("URI")
+        if uri is None or not (uri == "" or uri.startswith("#")):
+            continue  # data outside the document
+        if uri == "" or uri.startswith("#xpointer("):
+            return True
+        for element in enclosing:
+            if any(
+                etree.QName(name).localname.lower() == "id" and value == uri[1:]
+                for name, value in element.attrib.items()
+            ):
+                return True
+    return False
 
 
 _RSA_METHODS = {
@@ -254,6 +340,7 @@ def sign_xml(
     timestamper: TimeStamper | None = None,
     parent_xpath: str | None = None,
     trust: TrustContext | None = None,
+    parallel: bool = True,
 ) -> bytes:
     """The document with an enveloped XAdES signature at ``level``, as UTF-8 bytes.
 
@@ -261,6 +348,16 @@ def sign_xml(
     ``ds:``, ``xades:`` and those declared on the root are known; e.g.
     ``//edxml:edXMLHeader`` for edXML, QCVN 102:2016), or at the end of the root element.
     B-T needs ``timestamper``; B-LT also ``trust`` (for kyso's CRLs and OCSP answers).
+
+    Several signatures on one document are parallel signatures, as EU DSS makes them: each
+    covers the whole document less every ds:Signature in it (``parallel``, the default, and
+    always when the document already holds a signature), so a deputy's signature stays
+    valid when the head signs after, and the unit's seal can be added to a leader's signed
+    edXML. ``parallel=False`` writes the single-signature form (the enveloped-signature
+    transform only), which .NET's SignedXml can check but which any later signature breaks.
+    A signature already in the document that the new one would break (one covering the
+    place of the new signature without subtracting signatures) is InvalidInput: kyso never
+    invalidates someone else's signature.
     """
     level = Level(level)
     if level is Level.B_LTA:
@@ -277,12 +374,26 @@ def sign_xml(
         raise InvalidInput("level B-LT needs the trust context", vi="mức B-LT cần ngữ cảnh tin cậy")
     root = xmlsafe.parse(xml)
     existing = {e.get("Id") for e in root.iter(_ds("Signature"))}
+    parent = _find_parent(root, parent_xpath) if parent_xpath else root
+    for index, other in enumerate(outermost_signatures(root), start=1):
+        if _would_break(other, parent):
+            who = _signer_name(other)
+            raise InvalidInput(
+                f"signature {index} already in the document (by {who}) covers the place "
+                "where the new signature would go without leaving room for other signatures: "
+                "it would no longer verify if another signature were added. Its signer can "
+                "sign again with parallel signatures allowed (kyso's default)",
+                vi=f"chữ ký thứ {index} đã có trong tài liệu (của {who}) bao phủ cả chỗ đặt chữ "
+                "ký mới mà không chừa chỗ cho chữ ký khác: chữ ký đó sẽ không còn hợp lệ nếu "
+                "thêm chữ ký. Người ký có thể ký lại với chế độ cho phép nhiều chữ ký song song "
+                "(mặc định của kyso)",
+            )
     if parent_xpath:
-        parent = _find_parent(root, parent_xpath)
         # signxml fills a ds:Signature Id="placeholder" where it finds one (enveloped mode).
         etree.SubElement(parent, _ds("Signature"), Id="placeholder", nsmap={"ds": DS_NS})
 
     signer = _Signer(
+        parallel=parallel or bool(existing),
         signature_algorithm=_signature_method(identity),
         digest_algorithm=DigestAlgorithm.SHA256,
         c14n_algorithm=C14N,

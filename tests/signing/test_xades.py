@@ -19,7 +19,7 @@ from kyso.signing.identity import SignerIdentity
 from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.signing.xades import DS_NS, EDXML_NS, XADES_NS, sign_xml
 from kyso.trust import trust_context
-from kyso.validation.report import Indication
+from kyso.validation.report import Indication, SubIndication
 from kyso.validation.xml import validate_xml
 from signing.test_cades import issue_signer, openssl, write_chain
 
@@ -27,6 +27,9 @@ EDXML = (Path(__file__).parent.parent / "fixtures" / "xml" / "edxml-sample.xml")
 NS = {"ds": DS_NS, "xades": XADES_NS, "edxml": EDXML_NS}
 HEADER = "//edxml:edXMLHeader"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+FILTER2 = "http://www.w3.org/2002/06/xmldsig-filter2"
+C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+HEAD = "CN=Lê Văn Hùng,OU=Ban Giám đốc,O=Sở Thông tin và Truyền thông tỉnh Bắc Kạn,C=VN"
 
 
 def xmlsec_verify(
@@ -49,6 +52,41 @@ def xmlsec_verify(
         timeout=60,
         check=False,
     )
+
+
+def xmlsec_verify_each(
+    signed: bytes, files: dict[str, Path], directory: Path
+) -> list[subprocess.CompletedProcess[str]]:
+    """xmlsec1 on each signature of ``signed`` in turn (its start node chosen by XPath)."""
+    path = directory / "signed.xml"
+    path.write_bytes(signed)
+    count = len(xmlsafe.parse(signed).findall(".//ds:Signature", NS))
+    return [
+        subprocess.run(
+            [
+                "xmlsec1",
+                "--verify",
+                "--trusted-pem",
+                str(files["root"]),
+                "--untrusted-pem",
+                str(files["issuing"]),
+                "--node-xpath",
+                f"(//*[local-name()='Signature' and namespace-uri()='{DS_NS}'])[{n}]",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def document_transforms(signature: etree._Element) -> list[str]:
+    """The transforms of the signature's reference to the document (URI="")."""
+    (reference,) = signature.findall("ds:SignedInfo/ds:Reference[@URI='']", NS)
+    return [t.get("Algorithm") for t in reference.iterfind("ds:Transforms/ds:Transform", NS)]
 
 
 @pytest.fixture(scope="module", params=[KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_P256])
@@ -154,8 +192,14 @@ def test_kyso_signs_the_whole_document_with_an_empty_uri(
     references = root.findall(".//ds:Signature/ds:SignedInfo/ds:Reference", NS)
     data = [r for r in references if not r.get("URI", "").startswith("#")]
     assert [r.get("URI") for r in data] == [""]
-    transforms = data[0].iterfind("ds:Transforms/ds:Transform", NS)
-    assert next(transforms).get("Algorithm") == ENVELOPED
+    (transform, subtract, c14n) = data[0].iterfind("ds:Transforms/ds:Transform", NS)
+    assert transform.get("Algorithm") == ENVELOPED
+    assert c14n.get("Algorithm") == C14N
+    # EU DSS's form for every enveloped signature: later signatures leave this one intact.
+    assert subtract.get("Algorithm") == FILTER2
+    (xpath,) = subtract
+    assert (xpath.get("Filter"), xpath.text) == ("subtract", "/descendant::ds:Signature")
+    assert xpath.nsmap["ds"] == DS_NS
     (properties,) = [
         r for r in references if r.get("Type") == "http://uri.etsi.org/01903#SignedProperties"
     ]
@@ -169,6 +213,71 @@ def test_kyso_signs_the_whole_document_with_an_empty_uri(
     report = validate_xml(signed, trust_context(sqlite_instance.ctx))
     assert report.indication is Indication.TOTAL_PASSED, report.signatures[0].message_en
     assert [s.kind.value for s in report.signatures[0].scope] == ["full"]
+
+
+@pytest.mark.interop
+def test_a_second_signature_leaves_the_first_intact(
+    sqlite_instance: Instance, signer: SignerIdentity, tmp_path: Path
+) -> None:
+    """A deputy signs, then the head signs the same edXML: parallel signatures (EN 319 132-1
+    §4.3.x), each over the whole message less the signatures in it, both valid for kyso and
+    for xmlsec1; a change to the message breaks both."""
+    ctx = sqlite_instance.ctx
+    head = issue_signer(ctx, subject=HEAD)
+    first = sign_xml(EDXML, signer, parent_xpath=HEADER)
+    both = sign_xml(
+        first,
+        head,
+        level=Level.B_T,
+        timestamper=InProcessTimeStamper(ctx.tsa),
+        parent_xpath=HEADER,
+    )
+    signatures = xmlsafe.parse(both).findall(".//ds:Signature", NS)
+    assert len(signatures) == 2
+    assert all(s.getparent().tag == f"{{{EDXML_NS}}}edXMLHeader" for s in signatures)
+    assert [document_transforms(s) for s in signatures] == [[ENVELOPED, FILTER2, C14N]] * 2
+
+    report = validate_xml(both, trust_context(ctx))
+    assert [s.indication for s in report.signatures] == [Indication.TOTAL_PASSED] * 2, [
+        s.message_en for s in report.signatures
+    ]
+    assert report.passed
+    assert [s.format for s in report.signatures] == ["XAdES-B-B", "XAdES-B-T"]
+    assert "Hồng Nhung" in report.signatures[0].signer.subject
+    assert "Văn Hùng" in report.signatures[1].signer.subject
+    assert all([x.kind.value for x in s.scope] == ["full"] for s in report.signatures)
+
+    files = write_chain(signer, tmp_path)
+    for result in xmlsec_verify_each(both, files, tmp_path):
+        assert result.returncode == 0, result.stderr
+        assert "SignedInfo References (ok/all): 3/3" in result.stderr
+
+    tampered = both.replace("PHÓ GIÁM ĐỐC".encode(), "GIÁM ĐỐC".encode())
+    report = validate_xml(tampered, trust_context(ctx))
+    assert [s.sub_indication for s in report.signatures] == [SubIndication.HASH_FAILURE] * 2
+    assert all(r.returncode != 0 for r in xmlsec_verify_each(tampered, files, tmp_path))
+
+
+@pytest.mark.interop
+def test_a_signature_that_would_break_an_existing_one_is_refused(
+    sqlite_instance: Instance, signer: SignerIdentity, tmp_path: Path
+) -> None:
+    """``parallel=False`` writes the single-signature form (enveloped transform only) that
+    .NET's SignedXml can check; it covers the whole document, the place of any later
+    signature included, so kyso refuses to add one rather than break it."""
+    single = sign_xml(EDXML, signer, parent_xpath=HEADER, parallel=False)
+    (signature,) = xmlsafe.parse(single).findall(".//ds:Signature", NS)
+    assert document_transforms(signature) == [ENVELOPED, C14N]
+    result = xmlsec_verify(single, write_chain(signer, tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = validate_xml(single, trust_context(sqlite_instance.ctx))
+    assert report.passed, report.signatures[0].message_en
+
+    head = issue_signer(sqlite_instance.ctx, subject=HEAD)
+    with pytest.raises(InvalidInput, match="no longer verify") as refused:
+        sign_xml(single, head, parent_xpath=HEADER)
+    assert "Hồng Nhung" in str(refused.value)
+    assert "không còn" in refused.value.message("vi")
 
 
 def test_without_parent_the_signature_closes_the_root(signer: SignerIdentity) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Instance
+from lxml import etree
 
 from kyso import xmlsafe
 from kyso.context import Context
@@ -18,6 +19,7 @@ from kyso.signing.timestamps import InProcessTimeStamper, Level
 from kyso.signing.xades import sign_xml
 from kyso.store.models import RevocationReason
 from kyso.trust import TrustContext, trust_context
+from kyso.validation.cms import MAX_SIGNATURES
 from kyso.validation.report import Indication, RevocationStatus, ScopeKind, SubIndication
 from kyso.validation.xml import validate_xml
 from validation.test_cms_validation import (
@@ -146,6 +148,19 @@ def test_sha1_edxml_is_checked_but_reported_weak(
     )
 
 
+@pytest.mark.interop
+def test_kyso_does_not_sign_over_a_signature_another_signature_would_break(
+    tools: PemSigner, trust: TrustContext, tmp_path: Path
+) -> None:
+    """An edXML signed elsewhere the way .NET's SignedXml signs (URI="", enveloped transform
+    only) covers the place of any second signature: adding one would break it, so kyso
+    refuses and names whose signature it would break."""
+    signed = xmlsec_sign(tools, tmp_path, SHA256)
+    with pytest.raises(InvalidInput, match="Trần Văn Bình"):
+        sign_xml(signed, tools.identity, parent_xpath=HEADER)
+    assert validate_xml(signed, trust).passed
+
+
 # -- what fails ----------------------------------------------------------------------------
 
 
@@ -225,6 +240,30 @@ def test_edxml_signed_only_in_part_is_format_failure_and_other_xml_is_partial(
     )
     assert [s.kind for s in other.scope] == [ScopeKind.PARTIAL]
     assert "MessageHeader" in other.message_en and "MessageHeader" in other.message_vi
+
+
+@pytest.mark.interop
+def test_a_changed_document_whose_signature_value_is_also_broken_is_hash_failure(
+    tools: PemSigner, trust: TrustContext, tmp_path: Path
+) -> None:
+    """EN 319 102-1 §5.2.7: the signed data's integrity is checked before the signature
+    value, so a document changed after signing is reported as changed (as xmlsec1 and EU
+    DSS do), whatever else is wrong with the signature."""
+    signed = xmlsafe.parse(xmlsec_sign(tools, tmp_path, SHA256))
+    value = signed.find(".//{http://www.w3.org/2000/09/xmldsig#}SignatureValue")
+    value.text = "A" + value.text[1:] if value.text[0] != "A" else "B" + value.text[1:]
+    broken = xmlsafe.parse(etree.tostring(signed))
+    (sig,) = validate_xml(etree.tostring(broken), trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.SIG_CRYPTO_FAILURE,
+    )
+    tampered = etree.tostring(broken).replace(b"<PageAmount>2<", b"<PageAmount>3<")
+    (sig,) = validate_xml(tampered, trust).signatures
+    assert (sig.indication, sig.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    )
 
 
 def test_a_changed_signed_property_is_hash_failure(tools: PemSigner, trust: TrustContext) -> None:
@@ -340,6 +379,19 @@ def test_entity_references_without_doctype_are_refused() -> None:
 def test_malformed_xml_is_invalid_input(payload: bytes, trust: TrustContext) -> None:
     with pytest.raises(InvalidInput):
         validate_xml(payload, trust)
+
+
+def test_more_signatures_than_kyso_checks_in_one_file_are_refused(trust: TrustContext) -> None:
+    """Each signature costs a path validation: a file with more than MAX_SIGNATURES (as for
+    CMS) is refused before any is checked, not validated for minutes."""
+    empty = '<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>'
+    many = EDXML.replace(
+        b"</edXMLHeader>", (empty * (MAX_SIGNATURES + 1)).encode() + b"</edXMLHeader>"
+    )
+    with pytest.raises(InvalidInput, match=str(MAX_SIGNATURES)):
+        validate_xml(many, trust)
+    few = EDXML.replace(b"</edXMLHeader>", (empty * 2).encode() + b"</edXMLHeader>")
+    assert len(validate_xml(few, trust).signatures) == 2
 
 
 def test_large_edxml_attachment_is_signed_and_validated(

@@ -34,6 +34,7 @@ EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 XPATH = "http://www.w3.org/TR/1999/REC-xpath-19991116"
 XSLT = "http://www.w3.org/TR/1999/REC-xslt-19991116"
+FILTER2 = "http://www.w3.org/2002/06/xmldsig-filter2"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
@@ -58,6 +59,16 @@ def signature(*references: str, method: str = RSA_SHA256) -> str:
         f'<ds:SignatureMethod Algorithm="{method}"/>{"".join(references)}</ds:SignedInfo>'
         "<ds:SignatureValue/><ds:KeyInfo><ds:X509Data><ds:X509Certificate/></ds:X509Data>"
         "</ds:KeyInfo></ds:Signature>"
+    )
+
+
+def filter2(
+    expression: str, operation: str = "subtract", *, prefix: str = "ds", namespace: str = DS_NS
+) -> str:
+    """An XPath Filter 2.0 transform (W3C REC-xmldsig-filter2) with one XPath element."""
+    return (
+        f'<ds:Transform Algorithm="{FILTER2}"><f:XPath xmlns:f="{FILTER2}" '
+        f'xmlns:{prefix}="{namespace}" Filter="{operation}">{expression}</f:XPath></ds:Transform>'
     )
 
 
@@ -233,11 +244,14 @@ def test_original_moved_below_a_forged_root_is_partial(
     assert "không bao phủ toàn bộ tài liệu" in sig.message_vi
 
 
+@pytest.mark.interop
 def test_original_moved_into_the_signature_object_is_not_the_document(
-    signed_letter: bytes, trust: TrustContext
+    signed_letter: bytes, tools: PemSigner, trust: TrustContext, tmp_path: Path
 ) -> None:
     """The classic wrapping: the forged root carries the signature, the signed original is
-    hidden in a ds:Object of that signature."""
+    hidden in a ds:Object of that signature. The reference's enveloped-signature transform
+    now removes the signature and, with it, everything the reference designates (XML-DSig
+    §6.6.4): nothing is left to match the digest, as xmlsec1 also finds."""
     original = xmlsafe.parse(signed_letter)
     sig_element = original.find(f"{{{DS_NS}}}Signature")
     original.remove(sig_element)
@@ -246,9 +260,10 @@ def test_original_moved_into_the_signature_object_is_not_the_document(
     for child in etree.fromstring(b"<x>" + FORGED + b"</x>"):
         root.append(child)
     root.append(sig_element)
+    assert not xmlsec_verifies(tools, tmp_path, etree.tostring(root), "van-ban")
     sig = only(validate_xml(etree.tostring(root), trust).signatures)
     assert sig.indication is not Indication.TOTAL_PASSED
-    assert verdict(sig) == (Indication.INDETERMINATE, SubIndication.SIG_CONSTRAINTS_FAILURE)
+    assert verdict(sig) == (Indication.TOTAL_FAILED, SubIndication.HASH_FAILURE)
     assert [s.kind for s in sig.scope] == [ScopeKind.PARTIAL], scope_text(sig)
     assert "inside the signature" in sig.scope[0].description_en
 
@@ -321,6 +336,67 @@ def test_reference_to_an_element_that_does_not_exist_is_signed_data_not_found(
     assert '"doc"' in sig.scope[0].description_en and "does not exist" in sig.message_en
 
 
+def test_a_signature_over_nothing_but_its_own_properties_is_signed_data_not_found(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    """EU DSS's dss-signed-altered-refRemoved.xml, made by kyso: the document reference is
+    gone. The signed data is looked for before the signature value is checked (EN 319 102-1
+    §5.2.7), so the answer is that nothing is signed, not that the value is wrong."""
+    root = xmlsafe.parse(sign_xml(b"<van-ban><so>125/STTTT-VP</so></van-ban>", tools.identity))
+    (document_reference,) = root.findall(f".//{{{DS_NS}}}Reference[@URI='']")
+    document_reference.getparent().remove(document_reference)
+    sig = only(validate_xml(etree.tostring(root), trust).signatures)
+    assert verdict(sig) == (Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND)
+    assert [s.kind for s in sig.scope] == [ScopeKind.NOTHING], scope_text(sig)
+    assert "own properties" in sig.scope[0].description_en
+
+
+def test_signed_properties_outside_the_signature_are_signed_data_not_found(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    """A reference typed SignedProperties must designate the xades:SignedProperties in the
+    signature's own ds:Object (EU DSS's XSW check); the signed copy elsewhere is not it."""
+    root = xmlsafe.parse(sign_xml(EDXML, tools.identity, parent_xpath="//edxml:edXMLHeader"))
+    properties = root.find(f".//{{{XADES_NS}}}SignedProperties")
+    root.append(copy.deepcopy(properties.getparent()))  # the signed copy, outside
+    del properties.attrib["Id"]
+    sig = only(validate_xml(etree.tostring(root), trust).signatures)
+    assert verdict(sig) == (Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND)
+    assert "SignedProperties" in scope_text(sig)
+
+
+@pytest.mark.interop
+def test_an_object_reference_to_an_object_moved_away_is_signed_data_not_found(
+    tools: PemSigner, trust: TrustContext, tmp_path: Path
+) -> None:
+    """A reference typed Object designates a ds:Object of the signature itself (EU DSS's
+    XSW-enveloping-fake-object.xml): one moved into a wrapper, with a decoy in its place,
+    is not what was signed as far as a reader can tell."""
+    template = (
+        signature(reference("#obj"))
+        .replace(
+            '<ds:Reference URI="#obj">',
+            '<ds:Reference URI="#obj" Type="http://www.w3.org/2000/09/xmldsig#Object">',
+        )
+        .replace(
+            "</ds:Signature>",
+            '<ds:Object Id="obj"><van-ban><so>125</so></van-ban></ds:Object></ds:Signature>',
+        )
+    )
+    signed = xmlsafe.parse(xmlsec_sign(tools, tmp_path, template.encode(), f"{DS_NS}:Object"))
+    assert only(validate_xml(etree.tostring(signed), trust).signatures).indication is (
+        Indication.TOTAL_PASSED
+    )
+    original = signed.find(f"{{{DS_NS}}}Object")
+    signed.remove(original)
+    decoy = etree.SubElement(signed, f"{{{DS_NS}}}Object")
+    decoy.append(etree.fromstring(b"<van-ban>" + FORGED + b"</van-ban>"))
+    etree.SubElement(etree.SubElement(signed, f"{{{DS_NS}}}Object"), "wrapper").append(original)
+    sig = only(validate_xml(etree.tostring(signed), trust).signatures)
+    assert verdict(sig) == (Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND)
+    assert "/Signature/Object[2]/wrapper/Object" in scope_text(sig)
+
+
 @pytest.mark.interop
 def test_reference_to_a_file_outside_the_document_is_not_followed(
     tools: PemSigner, trust: TrustContext, tmp_path: Path
@@ -371,6 +447,117 @@ def test_xpath_and_xslt_transforms_are_refused(
     sig = only(validate_xml(signed, trust).signatures)
     assert verdict(sig) == (Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND)
     assert named in scope_text(sig) and named in sig.message_en
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize(
+    "transforms",
+    [
+        (filter2("/descendant::ds:Signature"),),
+        (ENVELOPED, filter2("//ds:Signature")),
+        (filter2("/descendant::dsig:Signature", prefix="dsig"), EXC_C14N),
+    ],
+    ids=["dss", "enveloped-then-filter", "other-prefix"],
+)
+def test_xpath_filter2_subtracting_every_signature_covers_the_document(
+    transforms: tuple[str, ...], tools: PemSigner, trust: TrustContext, tmp_path: Path
+) -> None:
+    """Parallel signatures (EU DSS writes this for every enveloped signature): the whole
+    document less every ds:Signature in it. The one form of XPath kyso evaluates, because
+    it is not a program but a fixed meaning."""
+    template = (
+        "<van-ban><so>125/STTTT-VP</so><noi-dung>Cấp kinh phí 10 triệu đồng.</noi-dung>"
+        f"{signature(reference('', *transforms))}</van-ban>"
+    ).encode()
+    signed = xmlsec_sign(tools, tmp_path, template)
+    assert xmlsec_verifies(tools, tmp_path, signed)
+    sig = only(validate_xml(signed, trust).signatures)
+    assert sig.indication is Indication.TOTAL_PASSED, sig.message_en
+    assert [s.kind for s in sig.scope] == [ScopeKind.FULL], scope_text(sig)
+    assert "signatures" in sig.scope[0].description_en
+    assert "chữ ký" in sig.scope[0].description_vi
+
+    changed = signed.replace(b"125/STTTT-VP", b"999/STTTT-VP")
+    assert changed != signed and not xmlsec_verifies(tools, tmp_path, changed)
+    sig = only(validate_xml(changed, trust).signatures)
+    assert verdict(sig) == (Indication.TOTAL_FAILED, SubIndication.HASH_FAILURE)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize(
+    ("uri", "transform"),
+    [
+        ("", filter2("//noi-dung")),
+        ("", filter2("//ds:Signature", "intersect")),
+        ("", filter2("/", "union")),
+        ("", filter2("//ds:Signature", namespace="urn:not-xmldsig")),
+        ("", filter2("//ds:Signature | //noi-dung")),
+        (
+            "",
+            filter2("//ds:Signature").replace(
+                "</ds:Transform>",
+                f'<f:XPath xmlns:f="{FILTER2}" Filter="union">/</f:XPath></ds:Transform>',
+            ),
+        ),
+        ("#doc", filter2("//ds:Signature")),
+    ],
+    ids=[
+        "subtracts-content",
+        "intersect",
+        "union",
+        "other-namespace",
+        "more-than-signatures",
+        "two-steps",
+        "by-id",
+    ],
+)
+def test_other_xpath_filter2_transforms_are_refused(
+    uri: str, transform: str, tools: PemSigner, trust: TrustContext, tmp_path: Path
+) -> None:
+    """Any other filter (one that removes content, keeps only part, or reads the prefix in
+    another namespace) decides what is signed by a program: refused as before, though
+    xmlsec1 verifies each."""
+    template = (
+        '<van-ban Id="doc"><so>125/STTTT-VP</so><noi-dung>Cấp kinh phí 10 triệu đồng.</noi-dung>'
+        f"{signature(reference(uri, ENVELOPED, transform))}</van-ban>"
+    ).encode()
+    signed = xmlsec_sign(tools, tmp_path, template, "van-ban")
+    assert xmlsec_verifies(tools, tmp_path, signed, "van-ban")
+    sig = only(validate_xml(signed, trust).signatures)
+    assert verdict(sig) == (Indication.INDETERMINATE, SubIndication.SIGNED_DATA_NOT_FOUND)
+    assert "XPath Filter 2.0" in scope_text(sig) and "XPath Filter 2.0" in sig.message_en
+
+
+def test_content_hidden_in_an_element_named_signature_is_not_total_passed(
+    tools: PemSigner, trust: TrustContext
+) -> None:
+    """A parallel signature does not cover what sits inside other ds:Signature elements, so
+    every one of them is reported: forged content wrapped in a fake ds:Signature leaves
+    the real signature intact but the document is not TOTAL-PASSED."""
+    signed = xmlsafe.parse(sign_xml(b"<van-ban><so>125/STTTT-VP</so></van-ban>", tools.identity))
+    fake = etree.SubElement(signed, f"{{{DS_NS}}}Signature")
+    fake.append(etree.fromstring(b"<x>" + FORGED + b"</x>")[1])
+    report = validate_xml(etree.tostring(signed), trust)
+    real, forged = report.signatures
+    assert real.indication is Indication.TOTAL_PASSED, real.message_en
+    assert forged.indication is Indication.TOTAL_FAILED
+    assert report.indication is Indication.TOTAL_FAILED and not report.passed
+
+
+@pytest.mark.interop
+def test_a_processing_instruction_added_before_the_root_breaks_the_signature(
+    tools: PemSigner, trust: TrustContext, tmp_path: Path
+) -> None:
+    """URI="" is the whole document (XML-DSig §4.4.3.2), processing instructions outside the
+    root included: a style sheet added after signing changes what a reader is shown."""
+    signed = sign_xml(b"<van-ban><so>125/STTTT-VP</so></van-ban>", tools.identity)
+    assert xmlsec_verifies(tools, tmp_path, signed)
+    restyled = signed.replace(
+        b"?>", b'?>\n<?xml-stylesheet type="text/xsl" href="https://example.org/an.xsl"?>', 1
+    )
+    assert restyled != signed and not xmlsec_verifies(tools, tmp_path, restyled)
+    sig = only(validate_xml(restyled, trust).signatures)
+    assert verdict(sig) == (Indication.TOTAL_FAILED, SubIndication.HASH_FAILURE), sig.message_en
 
 
 # -- partial scope -------------------------------------------------------------------------
