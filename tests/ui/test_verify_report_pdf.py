@@ -10,7 +10,7 @@ import pytest
 from conftest import Instance
 
 from kyso.validation import render
-from kyso.web.ui import documents
+from kyso.web.ui import uploads
 
 from .conftest import Web
 from .test_verify import check, signed_pdf  # noqa: F401 - the fixture
@@ -50,9 +50,9 @@ def test_the_report_pdf_is_rendered_once_per_language_and_dies_with_the_report(
     report = folder / f"{token.group(1)}.json"
     kept = sorted(p.name for p in folder.glob(f"{token.group(1)}.*.pdf"))
     assert kept == [f"{token.group(1)}.en.pdf", f"{token.group(1)}.vi.pdf"]
-    old = report.stat().st_mtime - documents.KEEP_SECONDS - 1
+    old = report.stat().st_mtime - uploads.KEEP_SECONDS - 1
     for path in folder.glob(f"{token.group(1)}.*"):
         os.utime(path, (old, old))
     assert web.get(url + ".pdf").status_code == 404
-    documents.sweep(instance.ctx)
+    uploads.sweep(instance.ctx)
     assert list(folder.glob(f"{token.group(1)}.*")) == []

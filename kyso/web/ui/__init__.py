@@ -15,15 +15,16 @@ from kyso.web.ui import (
     ca_info,
     certificates,
     devices,
-    documents,
     home,
     people,
     requests,
+    sign,
     sign_queue,
     units,
+    verify,
 )
 
-# sign_queue before documents: /sign/requests/… must not be taken for /sign/{upload_id}
+# sign_queue before sign: /sign/requests/… must not be taken for /sign/{upload_id}
 AREAS = (
     auth,
     home,
@@ -33,7 +34,8 @@ AREAS = (
     requests,
     certificates,
     sign_queue,
-    documents,
+    sign,
+    verify,
     ca_info,
     audit_log,
 )

@@ -18,7 +18,7 @@ from kyso.signing import queue
 from kyso.store.models import SignatureState
 from kyso.web.api_documents import read_upload
 from kyso.web.downloads import content_disposition
-from kyso.web.ui import documents, guard
+from kyso.web.ui import guard, uploads
 from kyso.web.ui.guard import Ctx
 from kyso.web.ui.templating import render
 
@@ -140,7 +140,7 @@ def open_to_sign(request: Request, ctx: Ctx, viewer: Signer, public_id: str) -> 
         is_signer = item.signer_id == viewer.user.id
     if not is_signer or state is not SignatureState.WAITING:
         return _detail(request, ctx, viewer, public_id, status_code=409)
-    upload = documents.store_upload(ctx, viewer, filename, document)
+    upload = uploads.store_upload(ctx, viewer, filename, document)
     upload.meta["task"] = item.public_id
     upload.save_meta()
     return guard.redirect(request, f"/sign/{upload.id}")
