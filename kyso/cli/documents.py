@@ -231,6 +231,14 @@ def sign_xml(
     parent: Annotated[
         str | None, typer.Option(help="XPath of the element to hold the signature.")
     ] = None,
+    parallel: Annotated[
+        bool,
+        typer.Option(
+            "--parallel",
+            help="Leave room for more signatures (EU DSS's form; .NET's SignedXml cannot "
+            "check it).",
+        ),
+    ] = False,
 ) -> None:
     """An enveloped XAdES signature (edXML messages: --parent for edXMLHeader)."""
     from kyso.cli.main import context
@@ -242,7 +250,13 @@ def sign_xml(
 
     def make(content: bytes, who: SignerIdentity) -> bytes:
         return sign(
-            content, who, level=level, timestamper=stamper, parent_xpath=parent, trust=trust
+            content,
+            who,
+            level=level,
+            timestamper=stamper,
+            parent_xpath=parent,
+            trust=trust,
+            parallel=parallel,
         )
 
     _write(output, _sign(ctx, file, p12, password, key, make, kind="xml", level=level))

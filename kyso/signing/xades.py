@@ -4,13 +4,14 @@ signxml builds the XML-DSig core and the XAdES signed properties (SigningTime,
 SigningCertificateV2, DataObjectFormat); kyso adds the unsigned properties itself:
 
 * **B-B** — one ``ds:Reference URI=""`` over the whole document with the enveloped-signature
-  transform (also when the root carries an Id: see ``_Signer._unpack``) followed by the XPath
-  Filter 2.0 transform that subtracts every ``ds:Signature`` (EU DSS's form for every
-  enveloped signature), SHA-256 digests, inclusive Canonical XML 1.0. The filter makes
-  signatures parallel: one added later, anywhere in the document, leaves the earlier ones
-  intact (without it, a second signature breaks the first one's digest). .NET's SignedXml
-  implements no XPath Filter 2.0; ``parallel=False`` writes the enveloped transform alone
-  for such a receiver, and kyso then refuses to add a signature that would break it. Not
+  transform (also when the root carries an Id: see ``_Signer._unpack``), SHA-256 digests,
+  inclusive Canonical XML 1.0. That single-signature form is the default because .NET's
+  SignedXml, which many Vietnamese edXML systems verify with, implements no XPath Filter
+  2.0. A document meant to carry several signatures (a deputy, then the head) is signed
+  with ``parallel=True``: the enveloped transform is followed by the XPath Filter 2.0
+  transform that subtracts every ``ds:Signature`` (EU DSS's form), so a signature added
+  later, anywhere in the document, leaves the earlier ones intact; kyso refuses to add a
+  signature that would break one made without it. Not
   signxml's default c14n 1.1, which .NET's SignedXml (used by many Vietnamese edXML
   systems) does not know; not exclusive c14n either: signxml writes the SignedProperties
   and KeyInfo references without a Transforms element, so verifiers (xmlsec1, .NET, DSS)
@@ -340,7 +341,7 @@ def sign_xml(
     timestamper: TimeStamper | None = None,
     parent_xpath: str | None = None,
     trust: TrustContext | None = None,
-    parallel: bool = True,
+    parallel: bool = False,
 ) -> bytes:
     """The document with an enveloped XAdES signature at ``level``, as UTF-8 bytes.
 
@@ -350,11 +351,11 @@ def sign_xml(
     B-T needs ``timestamper``; B-LT also ``trust`` (for kyso's CRLs and OCSP answers).
 
     Several signatures on one document are parallel signatures, as EU DSS makes them: each
-    covers the whole document less every ds:Signature in it (``parallel``, the default, and
-    always when the document already holds a signature), so a deputy's signature stays
-    valid when the head signs after, and the unit's seal can be added to a leader's signed
-    edXML. ``parallel=False`` writes the single-signature form (the enveloped-signature
-    transform only), which .NET's SignedXml can check but which any later signature breaks.
+    covers the whole document less every ds:Signature in it (``parallel``, and always when
+    the document already holds a signature), so a deputy's signature stays valid when the
+    head signs after, and the unit's seal can be added to a leader's signed edXML. The
+    default is the single-signature form (the enveloped-signature transform only), which
+    .NET's SignedXml can check but which any later signature breaks.
     A signature already in the document that the new one would break (one covering the
     place of the new signature without subtracting signatures) is InvalidInput: kyso never
     invalidates someone else's signature.
@@ -382,11 +383,11 @@ def sign_xml(
                 f"signature {index} already in the document (by {who}) covers the place "
                 "where the new signature would go without leaving room for other signatures: "
                 "it would no longer verify if another signature were added. Its signer can "
-                "sign again with parallel signatures allowed (kyso's default)",
+                "sign again with parallel signatures allowed (--parallel, parallel=true)",
                 vi=f"chữ ký thứ {index} đã có trong tài liệu (của {who}) bao phủ cả chỗ đặt chữ "
                 "ký mới mà không chừa chỗ cho chữ ký khác: chữ ký đó sẽ không còn hợp lệ nếu "
                 "thêm chữ ký. Người ký có thể ký lại với chế độ cho phép nhiều chữ ký song song "
-                "(mặc định của kyso)",
+                "(--parallel, parallel=true)",
             )
     if parent_xpath:
         # signxml fills a ds:Signature Id="placeholder" where it finds one (enveloped mode).

@@ -242,6 +242,13 @@ async def sign_xml(
     key_id: Annotated[str, Form(max_length=100)],
     level: Annotated[Level, Form()] = Level.B_B,
     parent_xpath: Annotated[str | None, Form(max_length=500)] = None,
+    parallel: Annotated[
+        bool,
+        Form(
+            description="leave room for more signatures (XPath Filter 2.0, EU DSS's form); "
+            "off by default because .NET's SignedXml cannot check it"
+        ),
+    ] = False,
 ) -> Response:
     from kyso.signing.xades import sign_xml as xades
 
@@ -254,6 +261,7 @@ async def sign_xml(
             timestamper=stamper,
             parent_xpath=parent_xpath,
             trust=trust,
+            parallel=parallel,
         )
 
     return await _sign_upload(

@@ -386,3 +386,36 @@ def test_http_signs_cms_xml_and_email_and_they_verify(
     report = http.post("/verify", files=files)
     assert report.status_code == 200, report.text
     assert report.json()["indication"] == "TOTAL-PASSED", report.json()
+
+
+def test_http_signs_an_edxml_twice_when_the_first_leaves_room_for_more(
+    sqlite_instance: Instance, org_key: tuple[str, str], http: TestClient
+) -> None:
+    """By default an XML signature is the single form .NET's SignedXml checks, and a second
+    one is refused rather than break it; ``parallel`` on the first leaves room for more."""
+    key_id, _ = org_key
+    headers = _token(sqlite_instance, ["documents:sign"], [key_id])
+    edxml = (Path(__file__).parents[1] / "fixtures" / "xml" / "edxml-sample.xml").read_bytes()
+    fields = {"key_id": key_id, "parent_xpath": "//edxml:edXMLHeader"}
+
+    def sign(data: bytes, **extra: str):  # type: ignore[no-untyped-def]
+        return http.post(
+            "/api/v1/sign/xml",
+            headers=headers,
+            data={**fields, **extra},
+            files={"file": ("thu.xml", data, "application/xml")},
+        )
+
+    single = sign(edxml)
+    assert single.status_code == 200, single.text
+    refused = sign(single.content)
+    assert refused.status_code == 422 and "parallel" in refused.json()["message"]
+    first = sign(edxml, parallel="true")
+    assert first.status_code == 200, first.text
+    second = sign(first.content)
+    assert second.status_code == 200, second.text
+    report = http.post("/verify", files={"file": ("thu.xml", second.content, "application/xml")})
+    assert report.status_code == 200
+    body = report.json()
+    assert body["indication"] == "TOTAL-PASSED", body
+    assert len(body["signatures"]) == 2

@@ -172,6 +172,7 @@ def test_openssl_ts_verifies_the_xades_signature_time_stamp(
 
 
 @pytest.mark.interop
+@pytest.mark.parametrize("parallel", [False, True], ids=["single", "parallel"])
 @pytest.mark.parametrize(
     "document",
     [
@@ -182,24 +183,35 @@ def test_openssl_ts_verifies_the_xades_signature_time_stamp(
     ids=["edxml", "edxml-with-root-id", "root-with-id"],
 )
 def test_kyso_signs_the_whole_document_with_an_empty_uri(
-    document: bytes, signer: SignerIdentity, sqlite_instance: Instance, tmp_path: Path
+    document: bytes,
+    parallel: bool,
+    signer: SignerIdentity,
+    sqlite_instance: Instance,
+    tmp_path: Path,
 ) -> None:
     """The document reference is URI="" with the enveloped-signature transform (the whole
     document), even when the root carries an Id: a "#id" reference would let the signed
-    element be moved below a forged root. The XAdES SignedProperties reference stays."""
-    signed = sign_xml(document, signer, parent_xpath="/*" if b"van-ban" in document else HEADER)
+    element be moved below a forged root. The XAdES SignedProperties reference stays. By
+    default nothing else (the form .NET's SignedXml checks); with ``parallel`` the XPath
+    Filter 2.0 subtraction of signatures, EU DSS's form, which later signatures leave
+    intact."""
+    parent = "/*" if b"van-ban" in document else HEADER
+    signed = sign_xml(document, signer, parent_xpath=parent, parallel=parallel)
     root = xmlsafe.parse(signed)
     references = root.findall(".//ds:Signature/ds:SignedInfo/ds:Reference", NS)
     data = [r for r in references if not r.get("URI", "").startswith("#")]
     assert [r.get("URI") for r in data] == [""]
-    (transform, subtract, c14n) = data[0].iterfind("ds:Transforms/ds:Transform", NS)
-    assert transform.get("Algorithm") == ENVELOPED
-    assert c14n.get("Algorithm") == C14N
-    # EU DSS's form for every enveloped signature: later signatures leave this one intact.
-    assert subtract.get("Algorithm") == FILTER2
-    (xpath,) = subtract
-    assert (xpath.get("Filter"), xpath.text) == ("subtract", "/descendant::ds:Signature")
-    assert xpath.nsmap["ds"] == DS_NS
+    transforms = list(data[0].iterfind("ds:Transforms/ds:Transform", NS))
+    assert transforms[0].get("Algorithm") == ENVELOPED
+    assert transforms[-1].get("Algorithm") == C14N
+    if parallel:
+        subtract = transforms[1]
+        assert subtract.get("Algorithm") == FILTER2
+        (xpath,) = subtract
+        assert (xpath.get("Filter"), xpath.text) == ("subtract", "/descendant::ds:Signature")
+        assert xpath.nsmap["ds"] == DS_NS
+    else:
+        assert len(transforms) == 2
     (properties,) = [
         r for r in references if r.get("Type") == "http://uri.etsi.org/01903#SignedProperties"
     ]
@@ -221,10 +233,11 @@ def test_a_second_signature_leaves_the_first_intact(
 ) -> None:
     """A deputy signs, then the head signs the same edXML: parallel signatures (EN 319 132-1
     §4.3.x), each over the whole message less the signatures in it, both valid for kyso and
-    for xmlsec1; a change to the message breaks both."""
+    for xmlsec1; a change to the message breaks both. The first signer asks for parallel
+    signatures; the second gets them because a signature is already there."""
     ctx = sqlite_instance.ctx
     head = issue_signer(ctx, subject=HEAD)
-    first = sign_xml(EDXML, signer, parent_xpath=HEADER)
+    first = sign_xml(EDXML, signer, parent_xpath=HEADER, parallel=True)
     both = sign_xml(
         first,
         head,
@@ -262,10 +275,10 @@ def test_a_second_signature_leaves_the_first_intact(
 def test_a_signature_that_would_break_an_existing_one_is_refused(
     sqlite_instance: Instance, signer: SignerIdentity, tmp_path: Path
 ) -> None:
-    """``parallel=False`` writes the single-signature form (enveloped transform only) that
-    .NET's SignedXml can check; it covers the whole document, the place of any later
-    signature included, so kyso refuses to add one rather than break it."""
-    single = sign_xml(EDXML, signer, parent_xpath=HEADER, parallel=False)
+    """The default single-signature form (enveloped transform only), which .NET's SignedXml
+    can check, covers the whole document, the place of any later signature included, so
+    kyso refuses to add one rather than break it."""
+    single = sign_xml(EDXML, signer, parent_xpath=HEADER)
     (signature,) = xmlsafe.parse(single).findall(".//ds:Signature", NS)
     assert document_transforms(signature) == [ENVELOPED, C14N]
     result = xmlsec_verify(single, write_chain(signer, tmp_path), tmp_path)

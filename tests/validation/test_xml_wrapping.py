@@ -534,7 +534,9 @@ def test_content_hidden_in_an_element_named_signature_is_not_total_passed(
     """A parallel signature does not cover what sits inside other ds:Signature elements, so
     every one of them is reported: forged content wrapped in a fake ds:Signature leaves
     the real signature intact but the document is not TOTAL-PASSED."""
-    signed = xmlsafe.parse(sign_xml(b"<van-ban><so>125/STTTT-VP</so></van-ban>", tools.identity))
+    signed = xmlsafe.parse(
+        sign_xml(b"<van-ban><so>125/STTTT-VP</so></van-ban>", tools.identity, parallel=True)
+    )
     fake = etree.SubElement(signed, f"{{{DS_NS}}}Signature")
     fake.append(etree.fromstring(b"<x>" + FORGED + b"</x>")[1])
     report = validate_xml(etree.tostring(signed), trust)
