@@ -230,9 +230,14 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
                 f"the signer's certificate was suspended on {day_en(revoked_at)} before the "
                 "document was signed; if it is restored, check again later",
             )
-        if revocation and revocation.checked_at and revocation.status in (
-            RevocationStatus.GOOD,
-            RevocationStatus.UNKNOWN,
+        if (
+            revocation
+            and revocation.checked_at
+            and revocation.status
+            in (
+                RevocationStatus.GOOD,
+                RevocationStatus.UNKNOWN,
+            )
         ):
             return (
                 "chưa xác nhận được tình trạng thu hồi: thông tin thu hồi hiện có (mới nhất "
@@ -243,8 +248,7 @@ def _detail(sig: SignatureReport) -> tuple[str, str]:
                 "old, or missing for a CA certificate in the chain; try again later",
             )
         return (
-            "không có thông tin thu hồi (CRL hoặc OCSP) của chứng thư để kiểm tra; hãy thử lại "
-            "sau",
+            "không có thông tin thu hồi (CRL hoặc OCSP) của chứng thư để kiểm tra; hãy thử lại sau",
             "no revocation information (CRL or OCSP) is available to check the certificate; "
             "try again later",
         )
