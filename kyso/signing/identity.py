@@ -147,5 +147,13 @@ def from_keystore(ctx: Context, key_id: str) -> SignerIdentity:
         raise NotFound(
             f"a valid certificate for key {key_id}", vi=f"chứng thư còn hiệu lực của khóa {key_id}"
         )
+    return from_key(ctx, key_id, row.der)
+
+
+def from_key(ctx: Context, key_id: str, certificate_der: bytes) -> SignerIdentity:
+    """A signer for a key kyso holds and the certificate already chosen for it (by
+    :func:`kyso.signing.keyuse.authorize`), with the CA chain."""
     chain = [i.certificate for i in ctx.authority.chain()]
-    return SignerIdentity(ctx.keystore.get(key_id), x509.load_der_x509_certificate(row.der), chain)
+    return SignerIdentity(
+        ctx.keystore.get(key_id), x509.load_der_x509_certificate(certificate_der), chain
+    )

@@ -44,6 +44,7 @@ class UsableKey:
     serial: str
     not_after: datetime
     personal: bool  # the principal's own key, not a seal
+    certificate_der: bytes  # the valid certificate the key signs with
 
 
 class KeyNotAllowed(Forbidden):
@@ -132,9 +133,16 @@ def usable_keys(
                 cert.serial,
                 cert.not_after,
                 person_id is not None and cert.person_id == person_id,
+                cert.der,
             ),
         )
     return sorted(keys.values(), key=lambda k: (not k.personal, k.holder.casefold()))
+
+
+def require_signer(principal: Principal) -> None:
+    """Refuse at once a principal that may sign with no key at all (before an upload is
+    read); which key is :func:`authorize`'s question."""
+    require(principal, Action.DOCUMENT_SIGN)
 
 
 def authorize(principal: Principal, session: Session, keystore: str, key_id: str) -> UsableKey:

@@ -57,13 +57,13 @@ def sign_with_key(
     """Sign ``content`` with ``make`` and the key ``key_id``, if ``principal`` may use it.
 
     Runs in the caller's thread (callers on an event loop call it through a thread pool)."""
-    from kyso.signing.identity import from_keystore
+    from kyso.signing.identity import from_key
     from kyso.signing.keyuse import authorize
 
     assert entry in ENTRY_POINTS
     with ctx.db.read() as session:
         key = authorize(principal, session, ctx.keystore.name, key_id)
-    signed = make(content, from_keystore(ctx, key.key_id))
+    signed = make(content, from_key(ctx, key.key_id, key.certificate_der))
     audit_signature(
         ctx,
         principal,

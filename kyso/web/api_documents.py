@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kyso.context import Context
 from kyso.errors import TooLarge
-from kyso.registry.access import Action, Principal, require
+from kyso.registry.access import Principal
 from kyso.signing.levels import Level
 from kyso.signing.service import level_support
 from kyso.signing.stamps import StampKind
@@ -115,9 +115,10 @@ async def _sign_upload(
     """The steps every signing endpoint shares: the upload within its limit, then, off the
     event loop, the signing service (the right to use this key, the signature, the audit
     entry), and the file sent back."""
+    from kyso.signing.keyuse import require_signer
     from kyso.signing.service import sign_with_key
 
-    require(who, Action.DOCUMENT_SIGN)
+    require_signer(who)  # a token that signs nothing is refused before its upload is read
     content = await read_upload(file, ctx.settings.max_upload_bytes)
     signed = await run_in_threadpool(
         lambda: sign_with_key(

@@ -92,11 +92,11 @@ def usable_keys(
         )
 
 
-def _check_key(ctx: Context, viewer: Viewer, key_id: str) -> None:
+def _check_key(ctx: Context, viewer: Viewer, key_id: str) -> UsableKey:
     """The signing service's own check, before the form is read further (a 403 for a key that
     is not the viewer's, whatever else the form says)."""
     with ctx.db.read() as session:
-        keyuse.authorize(viewer.principal, session, ctx.keystore.name, key_id)
+        return keyuse.authorize(viewer.principal, session, ctx.keystore.name, key_id)
 
 
 # -- signing -------------------------------------------------------------------------------------
@@ -445,10 +445,11 @@ async def sign_document(
         date, copy_kind, copying_org, received_number, received_date, receiving_org,
     )  # fmt: skip
     errors: dict[str, str] = {}
+    chosen_key: UsableKey | None = None
     if not form.key_id:
         errors["key_id"] = _("Choose the key to sign with.")
     else:
-        await run_in_threadpool(_check_key, ctx, viewer, form.key_id)  # 403 if not hers
+        chosen_key = await run_in_threadpool(_check_key, ctx, viewer, form.key_id)  # 403
     chosen_level = next((lv for lv in LEVELS if lv.value == level), None)
     if chosen_level is None:
         errors["level"] = _("Choose B-B, B-T or B-LT.")
@@ -480,15 +481,13 @@ async def sign_document(
             errors[field] = exc.message(lang)
     if errors:
         return _sign_page(request, ctx, viewer, upload, form, errors, status_code=422)
+    assert chosen_key is not None
     upload.meta.update(
         {
             "signed": clock.now().isoformat(),
             "kind": form.kind,
             "level": form.level,
-            "key": next(
-                (k.holder for k in usable_keys(ctx, viewer, limit=1, only=form.key_id)),
-                form.key_id,
-            ),
+            "key": chosen_key.holder,
         }
     )
     upload.save_meta()
