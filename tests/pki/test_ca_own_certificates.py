@@ -25,13 +25,14 @@ from kyso.api import clients
 from kyso.context import Context
 from kyso.errors import KysoError
 from kyso.lifecycle import certificates, workflow
-from kyso.pki import status
+from kyso.pki import issuance, status
 from kyso.registry.access import cli_principal
 from kyso.settings import Settings
 from kyso.store.models import (
     Certificate,
     CertStatus,
     IdentityRole,
+    Profile,
     RequestType,
     RevocationReason,
 )
@@ -162,9 +163,19 @@ def test_only_kyso_ca_revoke_with_the_serial_typed_again_changes_them(own: Insta
     back = _kyso(env, "ca", "revoke", tsa, "--restore", "--confirm", tsa)
     assert back.returncode == 0, back.stdout + back.stderr
     assert _status(ctx, tsa) is CertStatus.GOOD
-    # a subscriber's certificate is not for this command
-    issued = _kyso(env, "cert", "list", "--json")
-    assert issued.returncode == 0
+    # a subscriber's certificate is not for this command, and stays as it is
+    with ctx.db.session() as session:
+        subscriber = issuance.issue_with_server_key(
+            session,
+            ctx.authority,
+            profile=Profile.INDIVIDUAL,
+            subject="CN=Nông Văn Dân,O=UBND huyện Ba Bể,C=VN",
+            algorithm=issuance.KeyAlgorithm.EC_P256,
+            actor="test",
+        ).serial
+    wrong_kind = _kyso(env, "ca", "revoke", subscriber, "--confirm", subscriber)
+    assert wrong_kind.returncode == 1 and "kyso cert" in wrong_kind.stderr, wrong_kind.stderr
+    assert _status(ctx, subscriber) is CertStatus.GOOD
 
 
 def test_the_error_names_the_command_that_can(own: Instance) -> None:
