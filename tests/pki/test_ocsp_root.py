@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
@@ -22,15 +23,9 @@ def _ask(ctx: Context, subject_role: IdentityRole, issuer_role: IdentityRole, no
     issuer = ctx.authority.identity(issuer_role).certificate
     builder = ocsp.OCSPRequestBuilder().add_certificate(subject, issuer, hashes.SHA1())
     if nonce:
-        builder = builder.add_extension(x509_nonce(), critical=False)
+        builder = builder.add_extension(x509.OCSPNonce(b"0123456789abcdef"), critical=False)
     request = builder.build().public_bytes(serialization.Encoding.DER)
     return ctx.responder.respond(request).der
-
-
-def x509_nonce():  # type: ignore[no-untyped-def]
-    from cryptography import x509
-
-    return x509.OCSPNonce(b"0123456789abcdef")
 
 
 @pytest.mark.parametrize("nonce", [False, True], ids=["presigned", "signed-now"])
