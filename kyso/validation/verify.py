@@ -7,9 +7,8 @@ fills the shared report model.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kyso.errors import InvalidInput, TooLarge
 from kyso.trust import TrustContext
@@ -77,17 +76,6 @@ def detect_kind(data: bytes) -> str:
     )
 
 
-@dataclass
-class _AsOf(TrustContext):
-    """A trust context whose certificate checks default to a fixed moment, for validators
-    that take none of their own."""
-
-    moment: datetime | None = None
-
-    def validation_context(self, *, moment: datetime | None = None, **kwargs: Any) -> Any:
-        return super().validation_context(moment=moment or self.moment, **kwargs)
-
-
 def verify(
     data: bytes,
     trust: TrustContext,
@@ -115,12 +103,7 @@ def verify(
     if kind == "xml":
         from kyso.validation.xml import validate_xml
 
-        if moment is None:
-            return validate_xml(data, trust, name=name)
-        as_of = _AsOf(trust.anchors, trust.intermediates, trust.ctx, moment)
-        report = validate_xml(data, as_of, name=name)
-        report.validated_at = moment
-        return report
+        return validate_xml(data, trust, name=name, moment=moment)
     if kind == "email":
         from kyso.validation.email import validate_email
 

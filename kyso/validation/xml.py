@@ -830,6 +830,7 @@ def _read(
     signature: etree._Element,
     trust: TrustContext,
     field_name: str | None,
+    moment: datetime | None,
     *,
     master: etree._Element | None = None,
     master_label: str = "",
@@ -950,7 +951,7 @@ def _read(
 
     value = values[0]
     for stamp in stamps:
-        findings.timestamps.append(_check_stamp(stamp, value, trust, findings))
+        findings.timestamps.append(_check_stamp(stamp, value, trust, findings, moment))
     return findings, coverage
 
 
@@ -959,6 +960,7 @@ def _check_stamp(
     value: etree._Element | None,
     trust: TrustContext,
     findings: Findings,
+    moment: datetime | None,
 ) -> TimestampCheck:
     """EN 319 132-1 §5.3: the token's imprint is over the ds:SignatureValue element,
     canonicalized with the time-stamp's own CanonicalizationMethod."""
@@ -975,7 +977,9 @@ def _check_stamp(
     def imprint(hash_name: str) -> bytes:
         return hashlib.new(hash_name, canonical).digest()
 
-    return check_timestamp(token, imprint, trust, crls=findings.crls, ocsps=findings.ocsps)
+    return check_timestamp(
+        token, imprint, trust, crls=findings.crls, ocsps=findings.ocsps, moment=moment
+    )
 
 
 def _with_scope(report: SignatureReport, coverage: _Coverage | None) -> SignatureReport:
@@ -1016,13 +1020,20 @@ def _judged(
     trust: TrustContext,
     path: str,
     field_name: str | None,
+    moment: datetime | None,
     *,
     master: etree._Element | None = None,
     depth: int = 0,
 ) -> SignatureReport:
     """One signature's report, its countersignatures (each judged) under it."""
     findings, coverage = _read(
-        document, signature, trust, field_name, master=master, master_label=path.rsplit(".", 1)[0]
+        document,
+        signature,
+        trust,
+        field_name,
+        moment,
+        master=master,
+        master_label=path.rsplit(".", 1)[0],
     )
     if master is not None and (
         coverage is None or not any(s.kind is ScopeKind.SIGNATURE for s in coverage.scope)
@@ -1037,7 +1048,7 @@ def _judged(
                 f"a countersignature of signature {label}",
             )
         )
-    report = _with_scope(judge(findings, trust), coverage)
+    report = _with_scope(judge(findings, trust, moment=moment), coverage)
     if depth < MAX_COUNTER_DEPTH:
         report.counter_signatures = [
             _judged(
@@ -1046,6 +1057,7 @@ def _judged(
                 trust,
                 f"{path}.{n}",
                 f"countersignature {path}.{n}",
+                moment,
                 master=signature,
                 depth=depth + 1,
             )
@@ -1055,10 +1067,15 @@ def _judged(
 
 
 def validate_xml(
-    xml: bytes, trust: TrustContext, *, name: str = "document.xml"
+    xml: bytes,
+    trust: TrustContext,
+    *,
+    name: str = "document.xml",
+    moment: datetime | None = None,
 ) -> ValidationReport:
-    """Validate every XML signature in ``xml`` and its XAdES countersignatures; InvalidInput
-    for unsafe or malformed XML, or more than ``MAX_SIGNATURES`` signatures.
+    """Validate every XML signature in ``xml`` and its XAdES countersignatures, as of
+    ``moment`` (default: now); InvalidInput for unsafe or malformed XML, or more than
+    ``MAX_SIGNATURES`` signatures.
 
     A document without any ``ds:Signature`` gives a report with no signatures
     (TOTAL-FAILED, "no signature was found").
@@ -1078,6 +1095,7 @@ def validate_xml(
             trust,
             str(n),
             (signature.get("Id") or f"signature {n}") if len(signatures) > 1 else None,
+            moment,
         )
         for n, signature in enumerate(signatures, start=1)
     ]
@@ -1086,6 +1104,6 @@ def validate_xml(
             document=name,
             document_kind="xml",
             signatures=reports,
-            validated_at=clock.now(),
+            validated_at=moment or clock.now(),
         )
     )

@@ -3,6 +3,7 @@ tampering, revoked and foreign signers, and hostile XML."""
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import time
 from pathlib import Path
@@ -21,9 +22,11 @@ from kyso.store.models import RevocationReason
 from kyso.trust import TrustContext, trust_context
 from kyso.validation.cms import MAX_SIGNATURES
 from kyso.validation.report import Indication, RevocationStatus, ScopeKind, SubIndication
+from kyso.validation.verify import verify
 from kyso.validation.xml import validate_xml
 from validation.test_cms_validation import (
     PemSigner,
+    _chain_of_three,
     foreign_signer,
     foreign_tsa,
     local_text,
@@ -404,3 +407,16 @@ def test_large_edxml_attachment_is_signed_and_validated(
     assert len(root.findtext(".//{*}Attachment/{*}Content")) > 12 * 1024 * 1024
     signed = sign_xml(document, tools.identity, parent_xpath=HEADER)
     assert validate_xml(signed, trust).passed
+
+
+def test_a_past_moment_validates_an_xml_signature_whose_certificate_has_since_expired() -> None:
+    identity, _, root = _chain_of_three(ca_days=(-300, 300), signer_days=(-20, -2))
+    signed = sign_xml(b"<van-ban><so>125/STTTT-VP</so></van-ban>", identity)
+    trust = TrustContext([root])
+    (now,) = validate_xml(signed, trust).signatures
+    assert now.sub_indication is SubIndication.OUT_OF_BOUNDS_NO_POE
+    then = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    for report in (validate_xml(signed, trust, moment=then), verify(signed, trust, moment=then)):
+        assert report.passed, report.signatures[0].message_en
+        assert report.validated_at == then
+    assert not verify(signed, trust).passed
