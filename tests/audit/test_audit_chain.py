@@ -16,11 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import make_env, open_instance
+from conftest import _database_url, make_env, open_instance
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select, text
-from support import postgres as pg
-from support import require_or_skip
 
 from kyso.api import clients
 from kyso.audit.log import ChainCheck, Event, _digest, record, verify
@@ -58,15 +56,7 @@ def scratch(
 ) -> Iterator[Fresh]:
     """A migrated database of its own (no CA), apart from the shared one: tampered with."""
     home = tmp_path_factory.mktemp(f"audit-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'kyso.db'}"
-    else:
-        base = pg.server_url()
-        require_or_skip(base, "PostgreSQL (run scripts/test-setup.sh and export KYSO_TEST_PG_URL)")
-        assert base is not None
-        url, drop = pg.fresh_database(base)
-        request.addfinalizer(drop)
-    env = make_env(home, url)
+    env = make_env(home, _database_url(request.param, home, request))
     ctx = open_instance(env, init=False)
     yield Fresh(ctx, env)
     ctx.close()

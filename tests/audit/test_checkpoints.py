@@ -29,15 +29,13 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import cms
-from conftest import make_env, open_instance
+from conftest import _database_url, make_env, open_instance
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
-from support import postgres as pg
-from support import require_or_skip
 
 from kyso import clock
 from kyso.audit import checkpoints
@@ -102,15 +100,7 @@ def instance(
 ) -> Iterator[Anchored]:
     """A CA of its own (with its audit-signing certificate), tampered with by these tests."""
     home = tmp_path_factory.mktemp(f"anchored-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'kyso.db'}"
-    else:
-        base = pg.server_url()
-        require_or_skip(base, "PostgreSQL (run scripts/test-setup.sh and export KYSO_TEST_PG_URL)")
-        assert base is not None
-        url, drop = pg.fresh_database(base)
-        request.addfinalizer(drop)
-    env = make_env(home, url)
+    env = make_env(home, _database_url(request.param, home, request))
     ctx = open_instance(env)
     yield Anchored(ctx, env, home)
     ctx.close()

@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from conftest import make_env, open_instance
+from conftest import _database_url, make_env, open_instance
 from sqlalchemy import text
-from support import postgres as pg
-from support import require_or_skip
 
 from kyso import clock
 from kyso.audit import search
@@ -32,15 +30,7 @@ def ctx(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Context]:
     home = tmp_path_factory.mktemp(f"audit-search-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'kyso.db'}"
-    else:
-        base = pg.server_url()
-        require_or_skip(base, "PostgreSQL (run scripts/test-setup.sh and export KYSO_TEST_PG_URL)")
-        assert base is not None
-        url, drop = pg.fresh_database(base)
-        request.addfinalizer(drop)
-    made = open_instance(make_env(home, url), init=False)
+    made = open_instance(make_env(home, _database_url(request.param, home, request)), init=False)
     with made.db.engine.begin() as conn:
         for table in ("audit_entries", "audit_head"):
             conn.execute(text(f"DELETE FROM {table}"))

@@ -21,15 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_env
+from conftest import _database_url, make_env
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
-from support import postgres as pg
-from support import require_or_skip
 
 from kyso.audit.log import verify
 from kyso.context import Context
@@ -238,11 +236,7 @@ def test_init_demo_gives_vietnamese_ca_names(tmp_path: Path) -> None:
 def test_init_on_a_fresh_postgresql_database(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    base = pg.server_url()
-    require_or_skip(base, "PostgreSQL (run scripts/test-setup.sh and export KYSO_TEST_PG_URL)")
-    assert base is not None
-    url, drop = pg.fresh_database(base)
-    request.addfinalizer(drop)
+    url = _database_url("postgres", tmp_path, request)
     env = _env(tmp_path, url)
     data = _json(
         _run(

@@ -10,9 +10,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from conftest import _database_url
 from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, text
-from support import postgres as pg
-from support import require_or_skip
 
 from kyso.store.db import MIGRATIONS, Database
 from kyso.store.models import Base
@@ -25,15 +24,7 @@ COMPARE_OPTS = {"compare_type": True, "compare_server_default": True}
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A Database on an empty SQLite file or an empty PostgreSQL database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'nested' / 'kyso.db'}"
-    else:
-        base = pg.server_url()
-        require_or_skip(base, "PostgreSQL (run scripts/test-setup.sh and export KYSO_TEST_PG_URL)")
-        assert base is not None
-        url, drop = pg.fresh_database(base)
-        request.addfinalizer(drop)
-    database = Database(url)
+    database = Database(_database_url(request.param, tmp_path / "nested", request))
     yield database
     database.dispose()
 
