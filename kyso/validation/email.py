@@ -22,7 +22,7 @@ from email.policy import compat32
 from email.utils import collapse_rfc2231_value
 
 from kyso.errors import InvalidInput
-from kyso.formats.mime import split_message
+from kyso.formats.mime import NEWLINE, split_message
 from kyso.trust import TrustContext
 from kyso.validation.cms import summarize, validate_cms
 from kyso.validation.report import (
@@ -35,7 +35,6 @@ from kyso.validation.report import (
 
 __all__ = ["validate_email"]
 
-_NEWLINE = re.compile(rb"\r\n|\r|\n")
 _SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
 _OPAQUE_TYPES = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
 
@@ -163,7 +162,7 @@ def validate_email(
     signature = _signature_part(body[spans[1][0] : spans[1][1]])
 
     report = validate_cms(signature, signed, trust, name=name, moment=moment)
-    canonical = _NEWLINE.sub(b"\r\n", signed)
+    canonical = NEWLINE.sub(b"\r\n", signed)
     if canonical != signed and any(
         s.sub_indication is SubIndication.HASH_FAILURE for s in report.signatures
     ):
