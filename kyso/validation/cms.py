@@ -1100,11 +1100,14 @@ async def _signer_findings(
     signed_data: cms.SignedData,
     signer: _Signer,
     certs: list[asn1_x509.Certificate],
+    revocation: tuple[list[bytes], list[bytes]],
     trust: TrustContext,
     moment: datetime | None,
 ) -> Findings:
+    """What one signer (or countersigner) of ``signed_data`` shows; ``certs`` and
+    ``revocation`` (CRLs, OCSP responses) are the CMS's own, read once for all its signers."""
     signer_info = signer.info
-    crls, ocsps = _embedded_revocation(signed_data)
+    crls, ocsps = revocation
     signed_attrs = signer_info["signed_attrs"]
     unsigned_attrs = signer_info["unsigned_attrs"]
     digest_algorithm = signer_info["digest_algorithm"]["algorithm"].native
@@ -1326,9 +1329,10 @@ def validate_cms(
     attached = encapsulated is not None
     content = _Content(encapsulated if attached else data)
     certs = [c.chosen for c in signed_data["certificates"] or [] if c.name == "certificate"]
+    revocation = _embedded_revocation(signed_data)
 
     async def judged(signer: _Signer) -> SignatureReport:
-        findings = await _signer_findings(signed_data, signer, certs, trust, moment)
+        findings = await _signer_findings(signed_data, signer, certs, revocation, trust, moment)
         counters = _countersigners(signer, findings.notes)
         report = await _judge(findings, trust, moment)
         report.counter_signatures = [await judged(c) for c in counters]
