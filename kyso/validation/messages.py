@@ -397,6 +397,12 @@ def _scope(sig: SignatureReport) -> tuple[str, str]:
     )
 
 
+def _signed_by(sig: SignatureReport) -> tuple[str, str]:
+    """The signer named after the outcome of a signature that did not pass, if known."""
+    who = _who(sig.signer)
+    return (f" (người ký: {who})", f" (signer: {who})") if who else ("", "")
+
+
 def explain(sig: SignatureReport) -> tuple[str, str]:
     """(Vietnamese, English) sentence for one signature, from its indication, sub-indication
     and details (signer, times, revocation, modifications, scope)."""
@@ -406,9 +412,7 @@ def explain(sig: SignatureReport) -> tuple[str, str]:
         return head_vi + body_vi, head_en + body_en
     body_vi, body_en = _detail(sig)
     scope_vi, scope_en = _scope(sig)
-    who = _who(sig.signer)
-    by_vi = f" (người ký: {who})" if who else ""
-    by_en = f" (signer: {who})" if who else ""
+    by_vi, by_en = _signed_by(sig)
     return (
         f"{head_vi}{by_vi}: {body_vi}.{scope_vi}",
         f"{head_en}{by_en}: {body_en}.{scope_en}",
@@ -419,9 +423,7 @@ def unprocessable(sig: SignatureReport, reason: str) -> tuple[str, str]:
     """(Vietnamese, English) sentence for a signature the validating library could not
     process: not shown invalid, not confirmed either; ``reason`` is the library's own words."""
     head_vi, head_en = _outcome(sig)
-    who = _who(sig.signer)
-    by_vi = f" (người ký: {who})" if who else ""
-    by_en = f" (signer: {who})" if who else ""
+    by_vi, by_en = _signed_by(sig)
     return (
         f"{head_vi}{by_vi}: phần mềm kiểm tra không xử lý được chữ ký này ({reason}).",
         f"{head_en}{by_en}: the signature could not be processed ({reason}).",
