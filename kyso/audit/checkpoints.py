@@ -163,21 +163,15 @@ class AnchoredCheck:
                 f"entry {cp.seq} no longer has the hash the checkpoint of {cp.when} signed: "
                 f"the log was rewritten at or before entry {cp.seq}"
             )
+        named = f"the checkpoint of {cp.when} (entry {cp.seq}, from the {cp.source})"
         if self.problem is Problem.BAD_SIGNATURE:
-            return (
-                f"the checkpoint of {cp.when} (entry {cp.seq}, from the {cp.source}) is not "
-                f"validly signed: {self.detail}"
-            )
+            return f"{named} is not validly signed: {self.detail}"
         if self.problem is Problem.FOREIGN_SIGNER:
             return (
-                f"the checkpoint of {cp.when} (entry {cp.seq}, from the {cp.source}) is signed "
-                f"by {self.detail}, which is not kyso's audit-signing certificate"
+                f"{named} is signed by {self.detail}, which is not kyso's audit-signing certificate"
             )
         if self.problem is Problem.BAD_TIMESTAMP:
-            return (
-                f"the checkpoint of {cp.when} (entry {cp.seq}, from the {cp.source}) has no "
-                f"valid time-stamp from kyso's TSA: {self.detail}"
-            )
+            return f"{named} has no valid time-stamp from kyso's TSA: {self.detail}"
         if self.unanchored == 0:
             return f"every entry is anchored by the checkpoint of {cp.when} (entry {cp.seq})"
         return (
