@@ -31,9 +31,9 @@ import pytest
 from asn1crypto import cms
 from conftest import _database_url, make_env, open_instance
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
@@ -45,6 +45,7 @@ from kyso.context import Context
 from kyso.keys.software import SoftwareKey
 from kyso.pki import issuance
 from kyso.pki.names import parse_subject
+from kyso.pki.tsa import TimeStampAuthority
 from kyso.registry import sessions, users
 from kyso.registry.access import cli_principal
 from kyso.settings import Settings
@@ -359,8 +360,9 @@ def test_a_checkpoint_line_with_a_changed_signature_byte_is_refused(logged: Anch
     assert (check.ok, check.problem) == (False, Problem.BAD_SIGNATURE)
 
 
-def _outside_identity(eku: bool) -> SignerIdentity:
-    """A self-made CA's certificate carrying the audit-signing EKU, with its key."""
+def _outside_identity(eku: x509.ObjectIdentifier | None) -> SignerIdentity:
+    """A self-made CA's certificate carrying ``eku`` (critical) as its one purpose, with its
+    key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Kẻ giả mạo")])
     builder = (
@@ -372,8 +374,8 @@ def _outside_identity(eku: bool) -> SignerIdentity:
         .not_valid_before(clock.now() - timedelta(days=1))
         .not_valid_after(clock.now() + timedelta(days=30))
     )
-    if eku:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([AUDIT_SIGNING_EKU]), critical=True)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=True)
     cert = builder.sign(key, hashes.SHA256())
     return SignerIdentity(SoftwareKey("outside", key), cert, [])
 
@@ -392,7 +394,9 @@ def _subscriber_identity(anchored: Anchored) -> SignerIdentity:
 @pytest.mark.parametrize("who", ["outside CA with the audit EKU", "kyso subscriber"])
 def test_a_checkpoint_signed_by_another_key_is_refused(logged: Anchored, who: str) -> None:
     identity = (
-        _outside_identity(eku=True) if who.startswith("outside") else _subscriber_identity(logged)
+        _outside_identity(AUDIT_SIGNING_EKU)
+        if who.startswith("outside")
+        else _subscriber_identity(logged)
     )
     statement = _statement_for(logged, 8)
     signature = checkpoints.sign_statement(statement, identity, logged.ctx.tsa)
@@ -411,9 +415,66 @@ def test_a_forged_checkpoint_cannot_hide_a_deleted_tail(logged: Anchored) -> Non
     _forge_row(
         logged,
         statement,
-        checkpoints.sign_statement(statement, _outside_identity(True), logged.ctx.tsa),
+        checkpoints.sign_statement(statement, _outside_identity(AUDIT_SIGNING_EKU), logged.ctx.tsa),
     )
     assert logged.check().problem is Problem.FOREIGN_SIGNER
+
+
+def _genuine_signature(anchored: Anchored, statement: bytes, tsa: TimeStampAuthority) -> bytes:
+    """``statement`` signed by kyso's audit-signing key, time-stamped by ``tsa``."""
+    audit = anchored.ctx.authority.identity(IdentityRole.AUDIT)
+    return checkpoints.sign_statement(
+        statement, SignerIdentity(audit.key, audit.certificate, []), tsa
+    )
+
+
+def test_a_checkpoint_without_its_time_stamp_is_refused(logged: Anchored) -> None:
+    statement = _statement_for(logged, 8)
+    signed = cms.ContentInfo.load(_genuine_signature(logged, statement, logged.ctx.tsa))
+    signer_info = signed["content"]["signer_infos"][0]
+    signer_info["unsigned_attrs"] = cms.CMSAttributes(
+        [
+            a
+            for a in signer_info["unsigned_attrs"]
+            if a["type"].native != "signature_time_stamp_token"
+        ]
+    )  # unsigned: the signature over the statement still holds
+    _forge_row(logged, statement, signed.dump(force=True))
+    check = logged.check()
+    assert (check.ok, check.problem) == (False, Problem.BAD_TIMESTAMP)
+    assert "has no valid time-stamp from kyso's TSA" in check.describe()
+
+
+def test_a_checkpoint_time_stamped_by_another_tsa_is_refused(logged: Anchored) -> None:
+    outside = _outside_identity(ExtendedKeyUsageOID.TIME_STAMPING)
+    tsa = TimeStampAuthority(
+        outside.key,
+        outside.certificate.public_bytes(serialization.Encoding.DER),
+        policy_oid=logged.ctx.settings.tsa_policy_oid,
+    )
+    statement = _statement_for(logged, 8)
+    _forge_row(logged, statement, _genuine_signature(logged, statement, tsa))
+    check = logged.check()
+    assert (check.ok, check.problem) == (False, Problem.BAD_TIMESTAMP)
+    assert check.detail == "the time-stamp's certificate is unknown"
+
+
+def test_the_newest_checkpoint_is_read_from_the_end_of_a_long_file(
+    logged: Anchored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is read backwards in blocks; the newest line spans several of them here."""
+    for start in (9, 10, 11):
+        checkpoints.make(logged.ctx)
+        logged.append(1, start=start)
+    made = checkpoints.make(logged.ctx)
+    assert made is not None and made.seq == 11
+    logged.sql("DELETE FROM audit_checkpoints")
+    monkeypatch.setattr(checkpoints, "_TAIL_BLOCK", 1000)
+    assert len(logged.file.read_text().splitlines()[-1]) > 3 * 1000
+    check = logged.check()
+    assert check.ok, check.describe()
+    assert check.checkpoint is not None
+    assert (check.checkpoint.source, check.checkpoint.seq) == ("file", 11)
 
 
 # -- when checkpoints are made ----------------------------------------------------------------
