@@ -20,7 +20,6 @@ import pypdfium2 as pdfium
 import pytest
 from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
-from conftest import Instance
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -207,16 +206,6 @@ def local_text(moment: dt.datetime) -> tuple[str, str]:
 
 
 # -- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sqlite_ctx(sqlite_instance: Instance) -> Context:
-    return sqlite_instance.ctx
-
-
-@pytest.fixture(scope="module")
-def trust(sqlite_ctx: Context) -> TrustContext:
-    return trust_context(sqlite_ctx)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Instance
 
 from kyso.context import Context
 from kyso.errors import InvalidInput
@@ -37,16 +36,6 @@ SIGNED_HEAD = (
     b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; boundary=b\n\n'
 )
 ASCII_TEXT = b"Kinh gui Van phong UBND tinh,\nDe nghi trien khai chu ky so.\n"
-
-
-@pytest.fixture(scope="module")
-def sqlite_ctx(sqlite_instance: Instance) -> Context:
-    return sqlite_instance.ctx
-
-
-@pytest.fixture(scope="module")
-def trust(sqlite_ctx: Context) -> TrustContext:
-    return trust_context(sqlite_ctx)
 
 
 @pytest.fixture(scope="module")

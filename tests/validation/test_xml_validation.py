@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Instance
 from lxml import etree
 
 from kyso import xmlsafe
@@ -75,16 +74,6 @@ def xmlsec_sign(signer: PemSigner, directory: Path, algorithms: tuple[str, str])
     )
     assert result.returncode == 0, result.stderr
     return (directory / "signed.xml").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def sqlite_ctx(sqlite_instance: Instance) -> Context:
-    return sqlite_instance.ctx
-
-
-@pytest.fixture(scope="module")
-def trust(sqlite_ctx: Context) -> TrustContext:
-    return trust_context(sqlite_ctx)
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Instance
 from lxml import etree
 
 from kyso import xmlsafe
 from kyso.context import Context
 from kyso.signing.xades import DS_NS, EDXML_NS, XADES_NS, sign_xml
-from kyso.trust import TrustContext, trust_context
+from kyso.trust import TrustContext
 from kyso.validation.report import Indication, ScopeKind, SignatureReport, SubIndication
 from kyso.validation.xml import validate_xml
 from validation.test_cms_validation import PemSigner, pem_signer
@@ -130,16 +129,6 @@ def verdict(sig: SignatureReport) -> tuple[Indication, SubIndication | None]:
 
 def scope_text(sig: SignatureReport) -> str:
     return " | ".join(f"{s.kind.value}: {s.description_en} / {s.description_vi}" for s in sig.scope)
-
-
-@pytest.fixture(scope="module")
-def sqlite_ctx(sqlite_instance: Instance) -> Context:
-    return sqlite_instance.ctx
-
-
-@pytest.fixture(scope="module")
-def trust(sqlite_ctx: Context) -> TrustContext:
-    return trust_context(sqlite_ctx)
 
 
 @pytest.fixture(scope="module")
