@@ -97,6 +97,13 @@ def _device(session: Session, ref: str) -> str:
     return found
 
 
+def _user(session: Session, username: str) -> str:
+    user = users.by_username(session, username)
+    if user is None:
+        raise NotFound(f"user {username}", vi=f"người dùng {username}")
+    return user.public_id
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -396,10 +403,7 @@ def user_deactivate(username: str) -> None:
     who = _who()
     ctx = context()
     with ctx.db.session() as session:
-        user = users.by_username(session, username)
-        if user is None:
-            raise NotFound(f"user {username}", vi=f"người dùng {username}")
-        users.deactivate(who, session, user.public_id)
+        users.deactivate(who, session, _user(session, username))
     out.print(f"deactivated {username}")
 
 
@@ -412,10 +416,7 @@ def user_reset_totp(username: str, as_json: JSON = False) -> None:
     who = _who()
     ctx = context()
     with ctx.db.session() as session:
-        user = users.by_username(session, username)
-        if user is None:
-            raise NotFound(f"user {username}", vi=f"người dùng {username}")
-        enrolment = users.enrol_totp(who, session, user.public_id)
+        enrolment = users.enrol_totp(who, session, _user(session, username))
     if as_json:
         _emit({"username": username, "totp_secret": enrolment.secret, "totp_uri": enrolment.uri})
         return
