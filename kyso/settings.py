@@ -24,6 +24,12 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _number(env: dict[str, str], name: str, default: int) -> int:
+    """An integer variable; unset or empty means ``default`` (a compose file's ``NAME=``)."""
+    value = env.get(name)
+    return int(value) if value else default
+
+
 def _approvals(value: str | None) -> dict[str, int]:
     """``new_organization=2,revocation=1``: approvals a request type needs (default 1)."""
     result: dict[str, int] = {}
@@ -134,33 +140,33 @@ class Settings:
             base_url=env.get("KYSO_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             policy_oid=env.get("KYSO_POLICY_OID", DEFAULT_POLICY_OID),
             tsa_policy_oid=env.get("KYSO_TSA_POLICY_OID", DEFAULT_TSA_POLICY_OID),
-            crl_next_update_hours=int(env.get("KYSO_CRL_NEXT_UPDATE_HOURS", "24")),
-            delta_crl_next_update_hours=int(env.get("KYSO_DELTA_CRL_NEXT_UPDATE_HOURS", "4")),
-            ocsp_validity_hours=int(env.get("KYSO_OCSP_VALIDITY_HOURS", "24")),
+            crl_next_update_hours=_number(env, "KYSO_CRL_NEXT_UPDATE_HOURS", 24),
+            delta_crl_next_update_hours=_number(env, "KYSO_DELTA_CRL_NEXT_UPDATE_HOURS", 4),
+            ocsp_validity_hours=_number(env, "KYSO_OCSP_VALIDITY_HOURS", 24),
             lint_on_issue=_bool(env.get("KYSO_LINT_ON_ISSUE"), True),
-            max_upload_bytes=int(env.get("KYSO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
-            pin_change_days=int(env.get("KYSO_PIN_CHANGE_DAYS", "180")),
-            verify_per_minute=int(env.get("KYSO_VERIFY_PER_MINUTE", "30")),
-            verify_max_signatures=int(env.get("KYSO_VERIFY_MAX_SIGNATURES") or "50"),
-            verify_max_revisions=int(env.get("KYSO_VERIFY_MAX_REVISIONS") or "100"),
-            verify_workers=int(env.get("KYSO_VERIFY_WORKERS") or "0"),
-            verify_queue=int(env.get("KYSO_VERIFY_QUEUE") or "8"),
-            verify_cpu_seconds=int(env.get("KYSO_VERIFY_CPU_SECONDS") or "20"),
-            verify_deadline_seconds=float(env.get("KYSO_VERIFY_DEADLINE_SECONDS") or "30"),
-            verify_memory_mb=int(env.get("KYSO_VERIFY_MEMORY_MB") or "1024"),
-            ocsp_sign_per_minute=int(env.get("KYSO_OCSP_SIGN_PER_MINUTE", "120")),
-            tsa_per_minute=int(env.get("KYSO_TSA_PER_MINUTE", "60")),
-            login_per_minute=int(env.get("KYSO_LOGIN_PER_MINUTE", "60")),
-            login_failures_per_hour=int(env.get("KYSO_LOGIN_FAILURES_PER_HOUR", "60")),
+            max_upload_bytes=_number(env, "KYSO_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+            pin_change_days=_number(env, "KYSO_PIN_CHANGE_DAYS", 180),
+            verify_per_minute=_number(env, "KYSO_VERIFY_PER_MINUTE", 30),
+            verify_max_signatures=_number(env, "KYSO_VERIFY_MAX_SIGNATURES", 50),
+            verify_max_revisions=_number(env, "KYSO_VERIFY_MAX_REVISIONS", 100),
+            verify_workers=_number(env, "KYSO_VERIFY_WORKERS", 0),
+            verify_queue=_number(env, "KYSO_VERIFY_QUEUE", 8),
+            verify_cpu_seconds=_number(env, "KYSO_VERIFY_CPU_SECONDS", 20),
+            verify_deadline_seconds=float(env.get("KYSO_VERIFY_DEADLINE_SECONDS") or 30),
+            verify_memory_mb=_number(env, "KYSO_VERIFY_MEMORY_MB", 1024),
+            ocsp_sign_per_minute=_number(env, "KYSO_OCSP_SIGN_PER_MINUTE", 120),
+            tsa_per_minute=_number(env, "KYSO_TSA_PER_MINUTE", 60),
+            login_per_minute=_number(env, "KYSO_LOGIN_PER_MINUTE", 60),
+            login_failures_per_hour=_number(env, "KYSO_LOGIN_FAILURES_PER_HOUR", 60),
             approvals_required=_approvals(env.get("KYSO_APPROVALS_REQUIRED")),
             token_module=env.get("KYSO_TOKEN_MODULE") or None,
             smtp_host=env.get("KYSO_SMTP_HOST") or None,
-            smtp_port=int(env.get("KYSO_SMTP_PORT") or "25"),
+            smtp_port=_number(env, "KYSO_SMTP_PORT", 25),
             smtp_user=env.get("KYSO_SMTP_USER") or None,
             smtp_password=_secret(env, "KYSO_SMTP_PASSWORD"),
             smtp_from=env.get("KYSO_SMTP_FROM") or "kyso@localhost",
             smtp_starttls=_bool(env.get("KYSO_SMTP_STARTTLS"), False),
-            audit_checkpoint_minutes=int(env.get("KYSO_AUDIT_CHECKPOINT_MINUTES") or "10"),
+            audit_checkpoint_minutes=_number(env, "KYSO_AUDIT_CHECKPOINT_MINUTES", 10),
             audit_checkpoint_directory=(
                 Path(env["KYSO_AUDIT_CHECKPOINT_DIR"]).resolve()
                 if env.get("KYSO_AUDIT_CHECKPOINT_DIR")

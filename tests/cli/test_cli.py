@@ -533,3 +533,24 @@ def test_api_client_create_prints_a_token_once(cli: Cli) -> None:
         ).scalar_one()
     assert client.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
     assert client.scopes == "certificates:read"
+
+
+def test_an_empty_numeric_variable_means_its_default(tmp_path: Path) -> None:
+    """``KYSO_X=`` (as a compose or systemd file leaves it) is unset, for every number."""
+    defaults = Settings.from_env({"KYSO_HOME": str(tmp_path)})
+    numbers = {
+        "KYSO_CRL_NEXT_UPDATE_HOURS": "crl_next_update_hours",
+        "KYSO_MAX_UPLOAD_BYTES": "max_upload_bytes",
+        "KYSO_VERIFY_QUEUE": "verify_queue",
+        "KYSO_TSA_PER_MINUTE": "tsa_per_minute",
+        "KYSO_LOGIN_FAILURES_PER_HOUR": "login_failures_per_hour",
+        "KYSO_SMTP_PORT": "smtp_port",
+        "KYSO_AUDIT_CHECKPOINT_MINUTES": "audit_checkpoint_minutes",
+    }
+    empty = Settings.from_env({"KYSO_HOME": str(tmp_path), **dict.fromkeys(numbers, "")})
+    for field in numbers.values():
+        assert getattr(empty, field) == getattr(defaults, field), field
+    assert (
+        Settings.from_env({"KYSO_HOME": str(tmp_path), "KYSO_TSA_PER_MINUTE": "7"}).tsa_per_minute
+        == 7
+    )
