@@ -505,10 +505,11 @@ def test_the_server_loop_anchors_new_entries_every_n_minutes(
 
 
 def _cli(anchored: Anchored, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kyso ARGS`` on this instance, in a process of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
     env.update(anchored.env, KYSO_LANG="vi", COLUMNS="200")
     return subprocess.run(
-        [sys.executable, "-m", "kyso.cli.main", "audit", *args],
+        [sys.executable, "-m", "kyso.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -517,16 +518,16 @@ def _cli(anchored: Anchored, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_checkpoint_then_verify_report_the_anchor(logged: Anchored) -> None:
-    made = _cli(logged, "checkpoint")
+    made = _cli(logged, "audit", "checkpoint")
     assert made.returncode == 0, made.stdout + made.stderr
     assert "entry 8" in made.stdout
     logged.append(3, start=9)
-    checked = _cli(logged, "verify")
+    checked = _cli(logged, "audit", "verify")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "audit chain intact: 11 entries" in checked.stdout
     assert "3 entries after the last checkpoint of" in checked.stdout
     assert "not yet anchored" in checked.stdout
-    as_json = json.loads(_cli(logged, "verify", "--json").stdout)
+    as_json = json.loads(_cli(logged, "audit", "verify", "--json").stdout)
     assert as_json["ok"] is True
     assert as_json["checkpoint"]["seq"] == 8 and as_json["unanchored"] == 3
 
@@ -540,7 +541,7 @@ def test_cli_verify_fails_on_each_attack(logged: Anchored, attack: str) -> None:
     else:
         for table in ("audit_entries", "audit_head", "audit_checkpoints"):
             logged.sql(f"DELETE FROM {table}")
-    result = _cli(logged, "verify")
+    result = _cli(logged, "audit", "verify")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "audit log does not match its checkpoint" in result.stderr
@@ -548,7 +549,7 @@ def test_cli_verify_fails_on_each_attack(logged: Anchored, attack: str) -> None:
 
 def test_cli_checkpoint_refuses_a_tampered_log(logged: Anchored) -> None:
     _rechain(logged, 2, {"n": 2, "ghi chú": "giả mạo"})
-    result = _cli(logged, "checkpoint")
+    result = _cli(logged, "audit", "checkpoint")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "audit_log_tampered" in result.stderr
@@ -628,15 +629,7 @@ def test_an_older_ca_gets_an_audit_signer_and_its_first_anchor_from_init_exist_o
     logged: Anchored,
 ) -> None:
     _forget_the_audit_signer(logged)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
-    env.update(logged.env)
-    result = subprocess.run(
-        [sys.executable, "-m", "kyso.cli.main", "init", "--exist-ok"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _cli(logged, "init", "--exist-ok")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "audit-log signer made" in result.stderr
     assert len(_audit_signers(logged)) == 1
