@@ -107,7 +107,8 @@ class PdfLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PdfLimits:
-        return cls(settings.verify_max_signatures, settings.verify_max_revisions)
+        """The public limits (0: no bound)."""
+        return cls(settings.verify_max_signatures or None, settings.verify_max_revisions or None)
 
 
 class TooComplexPdf(InvalidPdf):

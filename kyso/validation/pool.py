@@ -93,8 +93,6 @@ class ValidationFailed(KysoError):
 class _Budget:
     cpu_seconds: int
     memory_mb: int
-    max_signatures: int | None
-    max_revisions: int | None
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,7 @@ def _run(ctx: Any, job: _Job, budget: _Budget) -> tuple[str, Any]:
                 trust_context(ctx),
                 name=job.name,
                 detached_data=job.detached,
-                pdf_limits=PdfLimits(budget.max_signatures, budget.max_revisions),
+                pdf_limits=PdfLimits.from_settings(ctx.settings),
             )
             return "ok", report.to_dict()
     except _OutOfCpu:
@@ -280,8 +278,6 @@ class ValidationPool:
         self._budget = _Budget(
             cpu_seconds=max(1, settings.verify_cpu_seconds),
             memory_mb=max(1, settings.verify_memory_mb),
-            max_signatures=settings.verify_max_signatures or None,
-            max_revisions=settings.verify_max_revisions or None,
         )
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []

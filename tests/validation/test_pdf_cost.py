@@ -133,6 +133,10 @@ def test_public_limits_are_settings(tmp_path):
         }
     )
     assert PdfLimits.from_settings(chosen) == PdfLimits(5, 7)
+    unbounded = {"KYSO_VERIFY_MAX_SIGNATURES": "0", "KYSO_VERIFY_MAX_REVISIONS": "0"}
+    assert PdfLimits.from_settings(
+        Settings.from_env({"KYSO_HOME": str(tmp_path), **unbounded})
+    ) == PdfLimits(None, None)  # 0: no bound
     assert (
         chosen.verify_workers,
         chosen.verify_queue,
