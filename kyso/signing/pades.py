@@ -36,7 +36,7 @@ from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from kyso import clock
 from kyso.errors import InvalidInput, KysoError
-from kyso.formats.pdf import MAX_PDF_BYTES, InvalidPdf, PdfTooLarge, check_pdf_bytes
+from kyso.formats.pdf import InvalidPdf, PdfTooLarge, check_pdf_bytes
 from kyso.pki.tsa import TimeStampAuthority
 from kyso.signing import placement as placement_mod
 from kyso.signing import stamps
@@ -48,7 +48,6 @@ from kyso.trust import TrustContext
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MAX_PDF_BYTES",
     "Appearance",
     "InvalidPdf",
     "Level",
