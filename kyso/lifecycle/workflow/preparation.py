@@ -74,7 +74,7 @@ def prepare(session: Session, request: CertificateRequest) -> Prepared:
     key = stored.key
     if key is not None:
         if key.source is KeySource.TOKEN and device is None:
-            _problems_raise(
+            raise f.invalid(
                 [
                     FieldProblem(
                         "device",
@@ -84,7 +84,7 @@ def prepare(session: Session, request: CertificateRequest) -> Prepared:
                 ]
             )
         if key.source is KeySource.CSR and not key.csr:
-            _problems_raise(
+            raise f.invalid(
                 [
                     FieldProblem(
                         "csr",
@@ -98,7 +98,7 @@ def prepare(session: Session, request: CertificateRequest) -> Prepared:
             and device is not None
             and device.status in (DeviceStatus.LOST, DeviceStatus.DESTROYED, DeviceStatus.LOCKED)
         ):
-            _problems_raise(
+            raise f.invalid(
                 [
                     FieldProblem(
                         "device",
@@ -122,7 +122,7 @@ def prepare(session: Session, request: CertificateRequest) -> Prepared:
     if t is RequestType.NEW_ORGANIZATION:
         assert unit is not None
         if f.fold(form.name) != f.fold(unit.name):
-            _problems_raise(
+            raise f.invalid(
                 [
                     FieldProblem(
                         "name",
@@ -160,17 +160,16 @@ def prepare(session: Session, request: CertificateRequest) -> Prepared:
         else None
     )
     if target is None:
-        _problems_raise(
+        raise f.invalid(
             [
                 FieldProblem(
                     "certificate_serial", "names no certificate", "không chỉ ra chứng thư nào"
                 )
             ]
         )
-    assert target is not None
     if t is RequestType.REVOCATION:
         if target.status is CertStatus.REVOKED:
-            _problems_raise(
+            raise f.invalid(
                 [
                     FieldProblem(
                         "certificate_serial",
@@ -193,7 +192,7 @@ def _prepare_change(
     device: KeyDevice | None,
 ) -> Prepared:
     if target.status is not CertStatus.GOOD:
-        _problems_raise(
+        raise f.invalid(
             [
                 FieldProblem(
                     "certificate_serial",
@@ -205,7 +204,7 @@ def _prepare_change(
             ]
         )
     if target.not_after <= clock.now():
-        _problems_raise(
+        raise f.invalid(
             [
                 FieldProblem(
                     "certificate_serial",
@@ -237,7 +236,7 @@ def _prepare_change(
     if target.profile is Profile.INDIVIDUAL:
         new = form.individual
         if new is None:
-            _problems_raise(
+            raise f.invalid(
                 [
                     FieldProblem(
                         "individual",
@@ -246,7 +245,7 @@ def _prepare_change(
                     )
                 ]
             )
-        assert new is not None and unit is not None
+        assert unit is not None
         name, problems = subjects.individual(
             str(new.full_name),
             subjects.Placement(unit, _parent(session, unit)),
@@ -269,7 +268,7 @@ def _prepare_change(
     if target.profile is Profile.ORGANIZATION:
         org_form: OrganizationForm | None = form.organization
         if org_form is None or unit is None:
-            _problems_raise(
+            raise f.invalid(
                 [
                     FieldProblem(
                         "organization",
@@ -278,7 +277,6 @@ def _prepare_change(
                     )
                 ]
             )
-        assert org_form is not None and unit is not None
         name, problems = subjects.organization(
             str(org_form.name), _parent(session, unit), str(org_form.province), org_form.tax_code
         )
@@ -334,7 +332,7 @@ def subscriber_name(session: Session, request: CertificateRequest) -> str | None
 def _check_unlock(session: Session, request: CertificateRequest) -> KeyDevice:
     device = session.get(KeyDevice, request.device_id) if request.device_id else None
     if device is None:
-        _problems_raise(
+        raise f.invalid(
             [
                 FieldProblem(
                     "device_serial",
@@ -343,9 +341,8 @@ def _check_unlock(session: Session, request: CertificateRequest) -> KeyDevice:
                 )
             ]
         )
-    assert device is not None
     if device.status is not DeviceStatus.LOCKED:
-        _problems_raise(
+        raise f.invalid(
             [
                 FieldProblem(
                     "device_serial",
