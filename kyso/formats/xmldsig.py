@@ -25,6 +25,7 @@ __all__ = [
     "XADES_NS",
     "SafeC14n",
     "detach",
+    "is_id",
     "outermost_signatures",
     "subtracts_every_signature",
 ]
@@ -87,6 +88,14 @@ def subtracts_every_signature(transform: etree._Element) -> bool:
         return False
     match = _EVERY_SIGNATURE.fullmatch((xpath.text or "").strip())
     return match is not None and xpath.nsmap.get(match[1]) == DS_NS
+
+
+def is_id(attribute: str) -> bool:
+    """Whether an attribute (by its lxml name) is an ID to a same-document reference
+    (``URI="#x"``): its local name is ``id`` in any case and any namespace (``Id``, ``ID``,
+    ``xml:id``, ``wsu:Id``). Signer and validator must agree on it: a validator that looked
+    the names up one after the other could be shown a forged element claiming the id."""
+    return etree.QName(attribute).localname.lower() == "id"
 
 
 def outermost_signatures(root: etree._Element) -> list[etree._Element]:

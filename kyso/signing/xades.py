@@ -60,6 +60,7 @@ from kyso.formats.xmldsig import (
     XADES_NS,
     SafeC14n,
     detach,
+    is_id,
     outermost_signatures,
     subtracts_every_signature,
 )
@@ -197,10 +198,7 @@ def _would_break(signature: etree._Element, parent: etree._Element) -> bool:
         if uri == "" or uri.startswith("#xpointer("):
             return True
         for element in enclosing:
-            if any(
-                etree.QName(name).localname.lower() == "id" and value == uri[1:]
-                for name, value in element.attrib.items()
-            ):
+            if any(is_id(name) and value == uri[1:] for name, value in element.attrib.items()):
                 return True
     return False
 

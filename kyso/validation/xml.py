@@ -96,6 +96,7 @@ from kyso.formats.xmldsig import (
     FILTER2,
     XADES_NS,
     detach,
+    is_id,
     outermost_signatures,
     subtracts_every_signature,
 )
@@ -180,10 +181,6 @@ class _Resolved:
     target: etree._Element
     whole_document: bool  # URI="": the document node, prolog and epilog included
     subtracts_signatures: bool  # the XPath Filter 2.0 form that removes every ds:Signature
-
-
-def _is_id(attribute: str) -> bool:
-    return etree.QName(attribute).localname.lower() == "id"
 
 
 def _transforms(reference: etree._Element) -> list[etree._Element]:
@@ -421,7 +418,7 @@ class _Document:
         self._position = {id(e): i for i, e in enumerate(self._elements)}
         self._ids: dict[str, list[etree._Element]] = {}
         for element in self._elements:
-            for value in {v for k, v in element.attrib.items() if _is_id(k)}:
+            for value in {v for k, v in element.attrib.items() if is_id(k)}:
                 self._ids.setdefault(value, []).append(element)
         self._signatures = outermost_signatures(root)
         self._digests: dict[tuple[object, ...], bytes] = {}
@@ -662,7 +659,7 @@ def _where(element: etree._Element) -> str:
 
 def _element_scope(element: etree._Element, signature: etree._Element) -> SignatureScope:
     name = etree.QName(element).localname
-    ident = next((v for k, v in element.attrib.items() if _is_id(k)), None)
+    ident = next((v for k, v in element.attrib.items() if is_id(k)), None)
     id_vi = f' (mã định danh "{ident}")' if ident else ""
     id_en = f' (identifier "{ident}")' if ident else ""
     if element is signature or any(a is signature for a in element.iterancestors()):
