@@ -134,7 +134,7 @@ def approve(
     count = session.execute(
         select(func.count()).select_from(Approval).where(Approval.request_id == request.id)
     ).scalar_one()
-    tally = f"{count}/{request.required_approvals}"
+    said = f"phê duyệt {count}/{request.required_approvals}" + (f": {note}" if note else "")
     if count < request.required_approvals:
         write_event(
             principal,
@@ -142,18 +142,12 @@ def approve(
             request,
             S.SUBMITTED,
             S.SUBMITTED,
-            f"phê duyệt {tally}" + (f": {note}" if note else ""),
+            said,
             action="request.approval",
         )
         flush(session, request)
         return request
-    move(
-        principal,
-        session,
-        request,
-        S.APPROVED,
-        f"phê duyệt {tally}" + (f": {note}" if note else ""),
-    )
+    move(principal, session, request, S.APPROVED, said)
     notify.decided(session, request, TYPE_LABELS[request.type], True, note)
     key = envelope(request).key
     if key is None or key.source is not KeySource.TOKEN:
