@@ -237,6 +237,24 @@ def _default_key(session: Session, request: CertificateRequest) -> KeyChoice | N
     return KeyChoice(KeySource.SERVER, DEFAULT_ALGORITHM)
 
 
+def _subject_unit(
+    session: Session,
+    request: CertificateRequest,
+    named: Organization | None,
+    requesting: Organization,
+) -> Organization:
+    """The unit a new certificate is for, kept on the request: the one the form names, else
+    the one already linked, else the requester's own."""
+    found = named or (
+        session.get(Organization, request.subject_organization_id)
+        if request.subject_organization_id
+        else requesting
+    )
+    assert found is not None
+    request.subject_organization_id = found.id
+    return found
+
+
 def _link(
     principal: Principal,
     session: Session,
@@ -255,13 +273,7 @@ def _link(
         require(principal, Action.REQUEST_CREATE, subject_unit.path)
     t = request.type
     if t in (RequestType.NEW_INDIVIDUAL, RequestType.DEVICE_SERVICE):
-        target_unit = subject_unit or (
-            session.get(Organization, request.subject_organization_id)
-            if request.subject_organization_id
-            else unit
-        )
-        assert target_unit is not None
-        request.subject_organization_id = target_unit.id
+        target_unit = _subject_unit(session, request, subject_unit, unit)
         if form.organization is None:
             form = replace(form, organization=target_unit.name)
         if form.province is None and target_unit.province:
@@ -276,13 +288,7 @@ def _link(
             ).first()
             request.person_id = known.id if known and principal.covers(known.path) else None
     elif t is RequestType.NEW_ORGANIZATION:
-        target_unit = subject_unit or (
-            session.get(Organization, request.subject_organization_id)
-            if request.subject_organization_id
-            else unit
-        )
-        assert target_unit is not None
-        request.subject_organization_id = target_unit.id
+        target_unit = _subject_unit(session, request, subject_unit, unit)
         defaults = {
             "name": target_unit.name,
             "address": target_unit.address,
