@@ -241,6 +241,8 @@ class Pkcs11KeyStore:
         parts = sealed_parts(sealed)
         with self.lock:
             key = self._find_data_keys().get(parts.key_id)
+            if key is None:  # perhaps made by another process after this one looked
+                key = self._find_data_keys(again=True).get(parts.key_id)
             if key is None:
                 raise SealedDataError("sealed with a data key this token does not hold")
             try:
@@ -254,8 +256,11 @@ class Pkcs11KeyStore:
             except pkcs11.exceptions.PKCS11Error as exc:
                 raise SealedDataError("the sealed value does not open in this context") from exc
 
-    def _find_data_keys(self) -> dict[bytes, Any]:
-        """The token's data keys by CKA_ID (called with the lock held)."""
+    def _find_data_keys(self, *, again: bool = False) -> dict[bytes, Any]:
+        """The token's data keys by CKA_ID, looked up once unless ``again`` (called with the
+        lock held)."""
+        if again:
+            self._data_keys.clear()
         if not self._data_keys:
             found = self._session.get_objects(
                 {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: DATA_KEY_LABEL}

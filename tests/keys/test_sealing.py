@@ -160,3 +160,32 @@ def test_the_token_data_key_is_aes_sensitive_and_never_extractable(
                 _ = key[Attribute.VALUE]  # reading the value must fail
     finally:
         store.close()
+
+
+@pytest.mark.softhsm
+def test_a_value_sealed_with_a_data_key_another_process_made_at_the_same_time_opens(
+    hsm_tokens: softhsm.SoftHsmToken,
+) -> None:
+    """Two processes starting at once may each make a data key (the module's notes): a store
+    that already knows one key still opens what was sealed with the other."""
+    token = "subscriber-1"  # a token of its own: the CA token keeps its single data key
+    first = Pkcs11KeyStore(hsm_tokens.module, token, "135790")
+    second = Pkcs11KeyStore(hsm_tokens.module, token, "135790")
+    try:
+        sealed_first = first.seal(SECRET, CONTEXT)  # first makes its key and keeps it
+        second._make_data_key()  # as a process that found none at the same moment
+        sealed_second = second.seal(SECRET, CONTEXT)
+        assert sealed_second[1:9] != sealed_first[1:9]  # two data keys
+        assert first.unseal(sealed_second, CONTEXT) == SECRET
+        assert second.unseal(sealed_first, CONTEXT) == SECRET
+    finally:
+        token_object = pkcs11.lib(hsm_tokens.module).get_token(token_label=token)
+        with token_object.open(rw=True) as session:
+            for key in list(
+                session.get_objects(
+                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: DATA_KEY_LABEL}
+                )
+            ):
+                key.destroy()
+        first.close()
+        second.close()
