@@ -33,10 +33,12 @@ HEAD = "CN=Lê Văn Hùng,OU=Ban Giám đốc,O=Sở Thông tin và Truyền th�
 
 
 def xmlsec_verify(
-    signed: bytes, files: dict[str, Path], directory: Path
+    signed: bytes, files: dict[str, Path], directory: Path, *, node_xpath: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """xmlsec1 on ``signed``: its first signature, or the one ``node_xpath`` selects."""
     path = directory / "signed.xml"
     path.write_bytes(signed)
+    start = ["--node-xpath", node_xpath] if node_xpath else []
     return subprocess.run(
         [
             "xmlsec1",
@@ -45,6 +47,7 @@ def xmlsec_verify(
             str(files["root"]),
             "--untrusted-pem",
             str(files["issuing"]),
+            *start,
             str(path),
         ],
         capture_output=True,
@@ -58,26 +61,13 @@ def xmlsec_verify_each(
     signed: bytes, files: dict[str, Path], directory: Path
 ) -> list[subprocess.CompletedProcess[str]]:
     """xmlsec1 on each signature of ``signed`` in turn (its start node chosen by XPath)."""
-    path = directory / "signed.xml"
-    path.write_bytes(signed)
     count = len(xmlsafe.parse(signed).findall(".//ds:Signature", NS))
     return [
-        subprocess.run(
-            [
-                "xmlsec1",
-                "--verify",
-                "--trusted-pem",
-                str(files["root"]),
-                "--untrusted-pem",
-                str(files["issuing"]),
-                "--node-xpath",
-                f"(//*[local-name()='Signature' and namespace-uri()='{DS_NS}'])[{n}]",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        xmlsec_verify(
+            signed,
+            files,
+            directory,
+            node_xpath=f"(//*[local-name()='Signature' and namespace-uri()='{DS_NS}'])[{n}]",
         )
         for n in range(1, count + 1)
     ]
