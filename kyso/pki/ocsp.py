@@ -59,6 +59,24 @@ class _Status:
     reason: RevocationReason | None = None
 
 
+@dataclass(frozen=True)
+class Query:
+    """An OCSP request as :meth:`Responder.read` found it: the issuer it asks (one per
+    response), each CertID's hash algorithm and serial, and its nonce."""
+
+    issuer: Identity
+    items: tuple[tuple[str, int], ...]
+    nonce: bytes | None = None
+
+    @property
+    def presignable(self) -> int | None:
+        """The serial, for RFC 5019's request (one SHA-1 CertID, no nonce): the one a
+        pre-signed answer fits."""
+        if self.nonce is None and len(self.items) == 1 and self.items[0][0] == "sha1":
+            return self.items[0][1]
+        return None
+
+
 def _cert_status(status: _Status) -> ocsp.CertStatus:
     if status.status is None:
         return ocsp.CertStatus(name="unknown", value=core.Null())
@@ -218,30 +236,24 @@ class Responder:
     # -- answering ----------------------------------------------------------------------------
     def respond(self, request_der: bytes) -> Answer:
         """The answer to a DER OCSPRequest, signing it now if nothing stored fits."""
-        answer = self._respond(request_der, sign=True)
-        assert answer is not None
-        return answer
+        query = self.read(request_der)
+        if isinstance(query, Answer):
+            return query
+        return self.stored(query) or self.store(query) or self.sign(query)
 
-    def presigned(self, request_der: bytes, *, store: bool = False) -> Answer | None:
-        """The stored answer (or an error), if that is all the request needs; None when
-        :meth:`respond` would sign for this request alone, which the web layer does off the
-        event loop, within a budget per client. With ``store``, a known certificate whose
-        stored answer is missing or half-expired gets it signed and stored now (the refresh
-        loop's work, once per certificate: no client can make it repeat)."""
-        return self._respond(request_der, sign=False, store=store)
-
-    def _respond(self, request_der: bytes, *, sign: bool, store: bool = True) -> Answer | None:
+    def read(self, request_der: bytes) -> Answer | Query:
+        """The request parsed and its issuer found, or the error answer (malformed,
+        unauthorized). Parsing only: what it returns goes to :meth:`stored`, :meth:`store`
+        and :meth:`sign`, so a request is read once wherever it is answered."""
         if not request_der or len(request_der) > MAX_REQUEST_BYTES:
             return Answer(MALFORMED)
         fast = _plain_request(request_der)
-        if fast is not None:  # the common case: one SHA-1 CertID, no nonce, a stored answer
+        if fast is not None:  # the common case: one SHA-1 CertID, no nonce
             name_hash, key_hash, serial = fast
             issuer = self._issuer_for("sha1", name_hash, key_hash)
             if issuer is None:
                 return Answer(UNAUTHORIZED)
-            stored = self._stored(issuer, serial, store=store)
-            if stored is not None:
-                return stored
+            return Query(issuer, (("sha1", serial),))
         try:
             request = ocsp.OCSPRequest.load(request_der, strict=True)
             tbs = request["tbs_request"]
@@ -275,21 +287,55 @@ class Responder:
             if issuer is None:
                 return Answer(UNAUTHORIZED)
             issuers.append(issuer)
-
-        if len(wanted) == 1 and nonce is None and wanted[0][0] == "sha1":
-            stored = self._stored(issuers[0], wanted[0][3], store=store)
-            if stored is not None:
-                return stored
-        if not sign:
-            return None
-
-        statuses = self._statuses(issuers, [w[3] for w in wanted])
         if len({i.id for i in issuers}) != 1:
             return Answer(MALFORMED)  # one response is signed for one issuer
+        return Query(issuers[0], tuple((w[0], w[3]) for w in wanted), nonce)
+
+    def stored(self, query: Query) -> Answer | None:
+        """The pre-signed answer, when the request is RFC 5019's and the stored answer is
+        less than half-way to its nextUpdate: one indexed read, no signature."""
+        serial = query.presignable
+        if serial is None:
+            return None
+        # The hot path of the responder: one Core statement, compiled once, on a pooled
+        # connection (an ORM session here cost three times the rest of the answer).
+        with self.authority.db.single() as conn:
+            row = conn.execute(
+                _STORED, {"issuer_id": query.issuer.id, "serial": format(serial, "x")}
+            ).first()
+        if row is not None and row.produced_at > clock.now() - self.validity / 2:
+            return Answer(row.der, row.produced_at, row.next_update, cacheable=True)
+        return None
+
+    def store(self, query: Query) -> Answer | None:
+        """After :meth:`stored` found nothing fresh: a certificate of ours gets its answer
+        signed and stored now (the refresh loop's work, once per certificate, so no client
+        can make it repeat); None for any other request, which :meth:`sign` answers."""
+        serial = query.presignable
+        if serial is None:
+            return None
+        with self.authority.db.session() as session:
+            cert = session.execute(
+                select(Certificate).where(
+                    Certificate.issuer_id == query.issuer.id,
+                    Certificate.serial == format(serial, "x"),
+                )
+            ).scalar_one_or_none()
+            if cert is None:
+                return None
+            stored = self.presign(session, cert)
+            return Answer(stored.der, stored.produced_at, stored.next_update, cacheable=True)
+
+    def sign(self, query: Query) -> Answer:
+        """An answer signed for this request alone (a nonce, a SHA-256 CertID, several
+        certificates, a serial never issued)."""
+        statuses = self._statuses(query.issuer, [serial for _hash, serial in query.items])
         der, produced, next_update = self._sign(
-            issuers[0], [(w[0], w[3], s) for w, s in zip(wanted, statuses, strict=True)], nonce
+            query.issuer,
+            [(h, serial, s) for (h, serial), s in zip(query.items, statuses, strict=True)],
+            query.nonce,
         )
-        return Answer(der, produced, next_update, cacheable=nonce is None)
+        return Answer(der, produced, next_update, cacheable=query.nonce is None)
 
     def _issuer_for(self, hash_name: str, name_hash: bytes, key_hash: bytes) -> Identity | None:
         if hash_name == "sha1":
@@ -314,30 +360,7 @@ class Responder:
             self.authority.identity(IdentityRole.ROOT),
         ]
 
-    def _stored(self, issuer: Identity, serial: int, *, store: bool = True) -> Answer | None:
-        serial_text = format(serial, "x")
-        # The hot path of the responder: one Core statement, compiled once, on a pooled
-        # connection (an ORM session here cost three times the rest of the answer).
-        with self.authority.db.read_engine.connect().execution_options(
-            kyso_autocommit=True
-        ) as conn:
-            row = conn.execute(_STORED, {"issuer_id": issuer.id, "serial": serial_text}).first()
-        if row is not None and row.produced_at > clock.now() - self.validity / 2:
-            return Answer(row.der, row.produced_at, row.next_update, cacheable=True)
-        if not store:
-            return None
-        with self.authority.db.session() as session:
-            cert = session.execute(
-                select(Certificate).where(
-                    Certificate.issuer_id == issuer.id, Certificate.serial == serial_text
-                )
-            ).scalar_one_or_none()
-            if cert is None:
-                return None
-            stored = self.presign(session, cert)
-            return Answer(stored.der, stored.produced_at, stored.next_update, cacheable=True)
-
-    def _statuses(self, issuers: Sequence[Identity], serials: Sequence[int]) -> list[_Status]:
+    def _statuses(self, issuer: Identity, serials: Sequence[int]) -> list[_Status]:
         with self.authority.db.read() as session:
             rows = session.execute(
                 select(
@@ -351,7 +374,7 @@ class Responder:
             ).all()
         found = {(r.issuer_id, r.serial): r for r in rows}
         result = []
-        for issuer, serial in zip(issuers, serials, strict=True):
+        for serial in serials:
             row = found.get((issuer.id, format(serial, "x")))
             if row is None:
                 result.append(_Status(None))

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kyso import clock
 from kyso.context import Context
 from kyso.errors import TooManyRequests
-from kyso.pki.ocsp import MALFORMED, MAX_REQUEST_BYTES, Answer, error_response
+from kyso.pki.ocsp import MALFORMED, MAX_REQUEST_BYTES, Answer, Query, error_response
 from kyso.ratelimit import Limiter, Purpose
 from kyso.web.ratelimit import SigningPool, client_address
 
@@ -93,11 +93,14 @@ class OcspFront:
             answer = Answer(MALFORMED)
         else:
             try:
-                stored = self.context.responder.presigned(request_der)
-                if stored is not None:
+                responder = self.context.responder
+                query = responder.read(request_der)
+                if isinstance(query, Answer):  # malformed, or an issuer not ours
+                    answer = query
+                elif (stored := responder.stored(query)) is not None:
                     answer = stored
                 else:
-                    answer = await self.pool.run(self._sign, client_address(scope), request_der)
+                    answer = await self.pool.run(self._sign, client_address(scope), query)
             except TooManyRequests:  # over the client's budget, or every thread busy
                 answer = Answer(TRY_LATER)
             except Exception:  # the relying party gets internalError, the log the cause
@@ -111,15 +114,17 @@ class OcspFront:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else answer.der})
 
-    def _sign(self, client: str, request_der: bytes) -> Answer:
-        """On a signing thread: a known certificate's answer signed and stored (free: once
-        per certificate), or the client's budget, then the signature."""
-        stored = self.context.responder.presigned(request_der, store=True)
+    def _sign(self, client: str, query: Query) -> Answer:
+        """On a signing thread, for the request the event loop read: a known certificate's
+        answer signed and stored (free: once per certificate), or the client's budget, then
+        the signature."""
+        responder = self.context.responder
+        stored = responder.store(query)
         if stored is not None:
             return stored
         if self.limiter is not None:
             self.limiter.take(Purpose.OCSP_SIGNING, client)
-        return self.context.responder.respond(request_der)
+        return responder.sign(query)
 
 
 async def _too_large(send: Send) -> None:

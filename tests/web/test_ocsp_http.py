@@ -26,9 +26,10 @@ from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from kyso.context import Context
 from kyso.pki import issuance, status
@@ -481,13 +482,13 @@ async def test_answers_signed_on_the_spot_are_signed_off_the_event_loop(
     files = _issue(server.instance.ctx, tmp_path)
     responder = limited_app.state.context.responder
     signed_on: list[int] = []
-    respond = responder.respond
+    sign = responder._sign  # where the responder's key signs, whoever asked
 
-    def watched(request_der: bytes) -> object:
+    def watched(*args: object) -> object:
         signed_on.append(threading.get_ident())
-        return respond(request_der)
+        return sign(*args)
 
-    monkeypatch.setattr(responder, "respond", watched)
+    monkeypatch.setattr(responder, "_sign", watched)
     statuses = await _post_ocsp(
         limited_app, f"198.51.100.{uuid.uuid4().int % 250}", [_nonce_request(files, tmp_path, "n")]
     )
@@ -513,3 +514,65 @@ async def test_with_every_signing_thread_busy_the_answer_is_try_later_at_once(
     finally:
         release.set()
         await hold
+
+
+def _unknown_serial_request(files: Files, tmp_path: Path) -> bytes:
+    out = tmp_path / "unknown.der"
+    subprocess.run(
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            files.issuing,
+            "-serial",
+            UNKNOWN_SERIAL,
+            "-no_nonce",
+            "-reqout",
+            out,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return out.read_bytes()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["nonce", "serial never issued"])
+async def test_an_answer_signed_on_the_spot_reads_the_request_and_the_store_once(
+    server, limited_app: FastAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The request read on the event loop is what the signing thread signs: it is parsed
+    once, stored answers are looked up once, and the certificates table is read only for the
+    certificate itself (a serial never issued: is it ours now? its status for the answer)."""
+    files = _issue(server.instance.ctx, tmp_path)
+    if kind == "nonce":
+        body, certificate_reads = _nonce_request(files, tmp_path, "n"), 1
+    else:
+        body, certificate_reads = _unknown_serial_request(files, tmp_path), 2
+    parsed: list[bytes] = []
+    parse = x509_ocsp.load_der_ocsp_request
+
+    def counted(der: bytes) -> x509_ocsp.OCSPRequest:
+        parsed.append(der)
+        return parse(der)
+
+    monkeypatch.setattr(x509_ocsp, "load_der_ocsp_request", counted)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    db = limited_app.state.context.db
+    engines = list({id(e): e for e in (db.engine, db.read_engine)}.values())
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
+    try:
+        client = f"198.51.100.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}"
+        assert await _post_ocsp(limited_app, client, [body]) == ["successful"]
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
+    assert len(parsed) == 1
+    assert sum("ocsp_responses" in s for s in statements) == (kind != "nonce")
+    assert sum("FROM certificates" in s for s in statements) == certificate_reads, statements
