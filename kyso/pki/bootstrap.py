@@ -41,6 +41,9 @@ from kyso.store.models import (
     Profile,
 )
 
+_AUDIT_CN_EN = "Kyso Audit Log Signer"
+_AUDIT_CN_VI = "Dịch vụ ký nhật ký hệ thống"
+
 
 @dataclass(frozen=True)
 class CaNames:
@@ -48,7 +51,7 @@ class CaNames:
     issuing: str = "CN=Kyso Issuing CA,O=Kyso,C=VN"
     ocsp: str = "CN=Kyso OCSP Responder,O=Kyso,C=VN"
     tsa: str = "CN=Kyso Time Stamping Authority,O=Kyso,C=VN"
-    audit: str = "CN=Kyso Audit Log Signer,O=Kyso,C=VN"
+    audit: str = f"CN={_AUDIT_CN_EN},O=Kyso,C=VN"
 
     @classmethod
     def for_organization(cls, organization: str, locality: str | None = None) -> CaNames:
@@ -61,9 +64,6 @@ class CaNames:
             tsa=f"CN=Dịch vụ cấp dấu thời gian{tail}",
             audit=f"CN={_AUDIT_CN_VI}{tail}",
         )
-
-
-_AUDIT_CN_VI = "Dịch vụ ký nhật ký hệ thống"
 
 
 @dataclass(frozen=True)
@@ -261,12 +261,9 @@ def ensure_audit_signer(
 def _audit_subject(issuing: x509.Name) -> x509.Name:
     """The issuing CA's name with the audit signer's CN (English for kyso's default names)."""
     common = [a.value for a in issuing.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    english = all(str(v).isascii() for v in common)
-    cn = parse_subject(CaNames().audit).get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    if not english:
-        cn = _AUDIT_CN_VI
+    cn = _AUDIT_CN_EN if all(str(v).isascii() for v in common) else _AUDIT_CN_VI
     rdns = [
-        x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, str(cn))])
+        x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
         if any(a.oid == NameOID.COMMON_NAME for a in rdn)
         else rdn
         for rdn in issuing.rdns
