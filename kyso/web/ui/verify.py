@@ -30,6 +30,7 @@ from kyso.web import api_documents
 from kyso.web.ratelimit import spend_verification
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx, MaybeSignedIn
+from kyso.web.ui.labels import N_
 from kyso.web.ui.templating import render
 from kyso.web.ui.uploads import (
     UPLOAD_ID,
@@ -43,14 +44,7 @@ from kyso.web.ui.uploads import (
 
 router = APIRouter(dependencies=[Depends(guard.ui_request)])
 
-Text = Annotated[str, Form(max_length=300)]
-Short = Annotated[str, Form(max_length=40)]
 Upload = Annotated[UploadFile | None, File()]
-
-
-def N_(message: str) -> str:
-    return message
-
 
 VERDICTS = {
     Indication.TOTAL_PASSED: N_("VALID"),
