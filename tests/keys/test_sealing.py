@@ -12,6 +12,7 @@ import json
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import conftest
 import pkcs11
@@ -125,6 +126,28 @@ def test_the_software_data_key_needs_the_passphrase(software_dir: Path) -> None:
     sealed = SoftwareKeyStore(software_dir, PASSPHRASE).seal(SECRET, CONTEXT)
     with pytest.raises(WrongPin):
         SoftwareKeyStore(software_dir, "not the passphrase").unseal(sealed, CONTEXT)
+
+
+def test_the_software_data_key_is_derived_once_per_store(
+    software_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scrypt costs tens of milliseconds by design: every TOTP login after the first reuses
+    the opened data key."""
+    store = SoftwareKeyStore(software_dir, PASSPHRASE)
+    sealed = store.seal(SECRET, CONTEXT)
+    derived: list[bytes] = []
+    real = SoftwareKeyStore._kek
+
+    def counting(self: SoftwareKeyStore, salt: bytes, params: dict[str, int]) -> Any:
+        derived.append(salt)
+        return real(self, salt, params)
+
+    monkeypatch.setattr(SoftwareKeyStore, "_kek", counting)
+    fresh = SoftwareKeyStore(software_dir, PASSPHRASE)
+    for _ in range(5):
+        assert fresh.unseal(sealed, CONTEXT) == SECRET
+        assert fresh.unseal(fresh.seal(SECRET, CONTEXT), CONTEXT) == SECRET
+    assert len(derived) == 1
 
 
 def test_a_store_without_a_data_key_cannot_unseal(tmp_path: Path, software_dir: Path) -> None:
