@@ -32,6 +32,7 @@ from kyso.web.ui.registry_forms import (
     RefQuery,
     SearchQuery,
     Short,
+    Versioned,
     changed_meanwhile,
     download,
     field_errors,
@@ -57,24 +58,14 @@ class PersonForm(BaseModel):
     mobile: Short = ""
 
     def values(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in PersonForm.model_fields}
+        return {name: getattr(self, name) for name in PERSON_FIELDS}
 
 
-class EditPersonForm(PersonForm):
-    version: Annotated[str, Field(max_length=20)] = ""
+PERSON_FIELDS = tuple(PersonForm.model_fields)  # as the form and the registry name them
 
 
-PERSON_FIELDS = (
-    "full_name",
-    "organization",
-    "position",
-    "date_of_birth",
-    "id_number",
-    "id_issue_date",
-    "id_issue_place",
-    "email",
-    "mobile",
-)
+class EditPersonForm(PersonForm, Versioned):
+    """The edit form: the person's fields and the version they were read at."""
 
 
 # -- people ------------------------------------------------------------------------------------
@@ -373,8 +364,7 @@ def person_update(
     _ = guard.environment_gettext(request)
     values = form.values()
     organization = form.organization
-    version = form.version
-    read_version = int(version) if version.isascii() and version.isdigit() else 0
+    read_version = form.read_version
     data, errors = _person_input(request, values)
     if not ref(organization):
         errors["organization"] = _("Choose the unit.")

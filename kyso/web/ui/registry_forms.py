@@ -1,6 +1,7 @@
-"""What the units and subscribers pages share: the registry's refusals shown next to the form
-fields they name, a save refused because someone else saved first, references taken from a
-form, and the spreadsheet import page and downloads (:mod:`kyso.registry.spreadsheets`).
+"""What the units and subscribers pages share: the version an edit form was read at, the
+registry's refusals shown next to the form fields they name, a save refused because someone
+else saved first, references taken from a form, and the spreadsheet import page and
+downloads (:mod:`kyso.registry.spreadsheets`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, UploadFile
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -34,6 +35,20 @@ Short = Annotated[str, Field(max_length=2000)]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _REF = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+class Versioned(BaseModel):
+    """The version an edit form's record was read at, sent back with the form (optimistic
+    locking: the registry refuses the save if the record has changed since)."""
+
+    version: Annotated[str, Field(max_length=20)] = ""
+
+    @property
+    def read_version(self) -> int:
+        """The version as a number; 0 (no record has it: the save is refused as changed by
+        someone else) when the form's value is not one."""
+        text = self.version
+        return int(text) if text.isascii() and text.isdigit() else 0
 
 
 def _sentence(text: str) -> str:

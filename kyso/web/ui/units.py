@@ -32,6 +32,7 @@ from kyso.web.ui.registry_forms import (
     RefQuery,
     SearchQuery,
     Short,
+    Versioned,
     changed_meanwhile,
     download,
     field_errors,
@@ -64,29 +65,18 @@ class UnitForm(BaseModel):
     phone: Short = ""
 
     def values(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in UnitForm.model_fields}
+        return {name: getattr(self, name) for name in ORG_FIELDS}
+
+
+ORG_FIELDS = tuple(UnitForm.model_fields)  # a unit's fields, as the form and the registry name them
 
 
 class NewUnitForm(UnitForm):
     parent: Annotated[str, Field(max_length=100)] = ""
 
 
-class EditUnitForm(UnitForm):
-    version: Annotated[str, Field(max_length=20)] = ""
-
-
-ORG_FIELDS = (
-    "name",
-    "code",
-    "kind",
-    "sector",
-    "address",
-    "province",
-    "tax_code",
-    "budget_code",
-    "email",
-    "phone",
-)
+class EditUnitForm(UnitForm, Versioned):
+    """The edit form: the unit's fields and the version they were read at."""
 
 
 def _enum(kind: type[OrgKind] | type[Sector], value: str | None) -> Any:
@@ -376,8 +366,7 @@ def unit_update(
 ) -> Response:
     _ = guard.environment_gettext(request)
     values = form.values()
-    version = form.version
-    read_version = int(version) if version.isascii() and version.isdigit() else 0
+    read_version = form.read_version
     errors: dict[str, str] = {}
     status_code = 422
     stale = False
