@@ -226,12 +226,17 @@ def big(home: Path, key_id: str, tmp: Path, megabytes: int) -> None:
         )
 
 
-def print_table() -> None:
-    head = ("operation", "figure", "unit", "pyHanko alone (same run)", "ratio")
-    widths = [max(len(r[0]) for r in ROWS), 10, 8, 24, 7]
+def print_table(
+    rows: list[tuple[str, float, str, float | None]] | None = None,
+    peer_title: str = "pyHanko alone (same run)",
+) -> None:
+    """The table: operation, figure, unit, the limit measured in the same run, the ratio."""
+    rows = ROWS if rows is None else rows
+    head = ("operation", "figure", "unit", peer_title, "ratio")
+    widths = [max(len(r[0]) for r in rows), 10, 8, len(peer_title), 7]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for name, figure, unit, peer in ROWS:
+    for name, figure, unit, peer in rows:
         ratio = f"{figure / peer:.0%}" if peer else ""
         cells = (name, f"{figure:,.2f}", unit, f"{peer:,.2f}" if peer is not None else "", ratio)
         print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |")

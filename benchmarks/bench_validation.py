@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_signing import open_ctx, peak_rss_mb, rss_mb, setup  # noqa: E402
+from bench_signing import open_ctx, peak_rss_mb, print_table, rss_mb, setup  # noqa: E402
 
 from kyso.errors import KysoError  # noqa: E402
 from kyso.settings import Settings  # noqa: E402
@@ -208,17 +208,6 @@ def public(home: Path, paths: dict[int, Path], rounds: int) -> None:
         ctx.close()
 
 
-def print_table() -> None:
-    head = ("operation", "figure", "unit", "baseline, same run", "ratio")
-    widths = [max(len(r[0]) for r in ROWS), 10, 5, 18, 7]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for name, figure, unit, peer in ROWS:
-        ratio = f"{figure / peer:.0%}" if peer else ""
-        cells = (name, f"{figure:,.2f}", unit, f"{peer:,.2f}" if peer is not None else "", ratio)
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |")
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _, _, who, home, path, small = sys.argv
@@ -244,7 +233,7 @@ def main() -> None:
     series(home, paths, args.limit)
     print("the public path …", file=sys.stderr)
     public(home, paths, args.rounds)
-    print_table()
+    print_table(ROWS, "baseline, same run")
     print(f"\n(cpu: {os.cpu_count()} cores; temp dir {tmp}; Settings defaults: ", end="")
     defaults = Settings.from_env({"KYSO_HOME": str(home)})
     print(
