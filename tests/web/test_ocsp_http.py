@@ -7,13 +7,12 @@ show in the very next answer: the responder re-signs in the same transaction.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -35,9 +34,9 @@ from kyso.context import Context
 from kyso.pki import issuance, status
 from kyso.pki.lint import errors, lint_ocsp_response
 from kyso.pki.names import parse_subject
-from kyso.settings import Settings
 from kyso.store.models import IdentityRole, OcspResponse, Profile, RevocationReason
-from kyso.web.app import create_app
+
+from .conftest import signing_threads_busy
 
 pytestmark = pytest.mark.interop
 
@@ -433,13 +432,9 @@ def test_issuer_the_ca_does_not_know_is_unauthorized(
 
 
 @pytest.fixture
-def limited_app(server) -> Iterator[FastAPI]:
+def limited_app(app_with: Callable[..., FastAPI]) -> FastAPI:
     """The app in process with a budget of two on-the-spot OCSP signatures per client."""
-    settings = Settings.from_env({**server.instance.env, "KYSO_OCSP_SIGN_PER_MINUTE": "6"})
-    app = create_app(settings, scheduler=False)
-    yield app
-    app.state.signing_pool.close()
-    app.state.context.close()
+    return app_with(KYSO_OCSP_SIGN_PER_MINUTE="6")
 
 
 def _nonce_request(files: Files, tmp_path: Path, name: str) -> bytes:
@@ -502,18 +497,9 @@ async def test_with_every_signing_thread_busy_the_answer_is_try_later_at_once(
 ) -> None:
     files = _issue(server.instance.ctx, tmp_path)
     request = _nonce_request(files, tmp_path, "n")
-    pool = limited_app.state.signing_pool
-    pool.capacity = 1
-    release = threading.Event()
-    hold = asyncio.create_task(pool.run(release.wait))
-    try:
-        while pool._in_flight < 1:
-            await asyncio.sleep(0.01)
+    async with signing_threads_busy(limited_app):
         statuses = await _post_ocsp(limited_app, f"203.0.113.{uuid.uuid4().int % 250}", [request])
-        assert statuses == ["try_later"]
-    finally:
-        release.set()
-        await hold
+    assert statuses == ["try_later"]
 
 
 def _unknown_serial_request(files: Files, tmp_path: Path) -> bytes:

@@ -9,19 +9,18 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import Instance
+from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kyso import clock, ratelimit
 from kyso.ratelimit import Budget, Limiter, Purpose, RateLimited
-from kyso.settings import Settings
 from kyso.store.db import Database
-from kyso.web.app import create_app
 
 KYSO = Path(__file__).resolve().parents[2] / "kyso"
 
@@ -136,14 +135,11 @@ def test_full_buckets_are_swept_and_a_switched_off_budget_never_refuses(
 
 # -- the client address ------------------------------------------------------------------------
 @pytest.fixture
-def tsa_app(instance: Instance) -> Iterator[object]:
+def tsa_app(app_with: Callable[..., FastAPI]) -> object:
     """The app with a TSA budget of three, as ``kyso serve`` runs it: behind uvicorn's
     ProxyHeadersMiddleware trusting only 10.0.0.1 (``--forwarded-allow-ips 10.0.0.1``)."""
-    settings = Settings.from_env({**instance.env, "KYSO_TSA_PER_MINUTE": "9"})
-    app = create_app(settings, scheduler=False)
-    yield ProxyHeadersMiddleware(app, trusted_hosts="10.0.0.1")  # type: ignore[arg-type]
-    app.state.signing_pool.close()
-    app.state.context.close()
+    app = app_with(KYSO_TSA_PER_MINUTE="9")
+    return ProxyHeadersMiddleware(app, trusted_hosts="10.0.0.1")  # type: ignore[arg-type]
 
 
 async def _stamps(app: object, peer: str, forwarded: list[str]) -> list[int]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,9 +13,9 @@ import pytest
 from fastapi import FastAPI
 
 from kyso.pki.tsa import TimeStampResp
-from kyso.settings import Settings
 from kyso.store.models import IdentityRole
-from kyso.web.app import create_app
+
+from .conftest import signing_threads_busy
 
 pytestmark = pytest.mark.interop
 
@@ -130,14 +129,9 @@ def test_oversized_query_is_413_json(server, http: httpx.Client) -> None:
 
 
 @pytest.fixture
-def limited_app(server) -> Iterator[FastAPI]:
+def limited_app(app_with: Callable[..., FastAPI]) -> FastAPI:
     """The app in process with a budget of one time-stamp at once per client."""
-    app = create_app(
-        Settings.from_env({**server.instance.env, "KYSO_TSA_PER_MINUTE": "3"}), scheduler=False
-    )
-    yield app
-    app.state.signing_pool.close()
-    app.state.context.close()
+    return app_with(KYSO_TSA_PER_MINUTE="3")
 
 
 async def _stamp(app: FastAPI, client: str, body: bytes) -> httpx.Response:
@@ -189,16 +183,7 @@ async def test_time_stamps_are_signed_off_the_event_loop_and_refused_when_all_th
     assert reply.status_code == 200
     assert signed_on and threading.get_ident() not in signed_on
 
-    pool = limited_app.state.signing_pool
-    pool.capacity = 1
-    release = threading.Event()
-    hold = asyncio.create_task(pool.run(release.wait))
-    try:
-        while pool._in_flight < 1:
-            await asyncio.sleep(0.01)
+    async with signing_threads_busy(limited_app):
         busy = await _stamp(limited_app, f"203.0.113.{uuid.uuid4().int % 250}", query)
-        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-        assert "busy" in _refusal(busy)
-    finally:
-        release.set()
-        await hold
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    assert "busy" in _refusal(busy)
