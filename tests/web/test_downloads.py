@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import unquote
 
+import httpx
 import pytest
 from conftest import Instance
 from fastapi.testclient import TestClient
@@ -92,16 +93,21 @@ def signing_token(sqlite_instance: Instance) -> tuple[str, dict[str, str]]:
     return key_id, {"Authorization": f"Bearer {token}"}
 
 
-def test_the_api_signs_a_file_with_a_vietnamese_name(
-    http: TestClient, signing_token: tuple[str, dict[str, str]]
-) -> None:
+def _sign(http: TestClient, signing_token: tuple[str, dict[str, str]]) -> httpx.Response:
+    """``POST /api/v1/sign/pdf`` of a document named :data:`NAME`."""
     key_id, headers = signing_token
-    answer = http.post(
+    return http.post(
         "/api/v1/sign/pdf",
         headers=headers,
         data={"key_id": key_id},
         files={"file": (NAME, samples.official_document(), "application/pdf")},
     )
+
+
+def test_the_api_signs_a_file_with_a_vietnamese_name(
+    http: TestClient, signing_token: tuple[str, dict[str, str]]
+) -> None:
+    answer = _sign(http, signing_token)
     assert answer.status_code == 200, answer.text
     assert answer.content.startswith(b"%PDF")
     assert _filenames(answer.headers["content-disposition"]) == ("Quyet dinh so 15.pdf", NAME)
@@ -110,13 +116,7 @@ def test_the_api_signs_a_file_with_a_vietnamese_name(
 def test_the_verification_report_pdf_keeps_the_vietnamese_name(
     http: TestClient, signing_token: tuple[str, dict[str, str]]
 ) -> None:
-    key_id, headers = signing_token
-    signed = http.post(
-        "/api/v1/sign/pdf",
-        headers=headers,
-        data={"key_id": key_id},
-        files={"file": (NAME, samples.official_document(), "application/pdf")},
-    ).content
+    signed = _sign(http, signing_token).content
     page = http.get("/verify", headers={"accept": "text/html"})
     csrf = CSRF.search(page.text)
     assert csrf
