@@ -268,10 +268,6 @@ def by_username(session: Session, username: str) -> User | None:
     ).scalar_one_or_none()
 
 
-def by_public_id(session: Session, public_id: str) -> User | None:
-    return session.execute(select(User).where(User.public_id == public_id)).scalar_one_or_none()
-
-
 def search(
     principal: Principal,
     session: Session,
