@@ -8,9 +8,6 @@ before each test), never on the shared CA.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +16,7 @@ import pytest
 from conftest import _database_url, make_env, open_instance
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select, text
+from support.cli import kyso
 
 from kyso.api import clients
 from kyso.audit.log import ChainCheck, Event, _digest, record, verify
@@ -211,15 +209,7 @@ def test_reordered_entries_are_found(fresh: Fresh) -> None:
 
 def test_cli_audit_verify_exits_1_and_names_the_entry(fresh: Fresh) -> None:
     fresh.sql("UPDATE audit_entries SET target = 'mục khác' WHERE seq = 4")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
-    env.update(fresh.env, KYSO_LANG="vi", COLUMNS="80")
-    result = subprocess.run(
-        [sys.executable, "-m", "kyso.cli.main", "audit", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = kyso(fresh.env, "audit", "verify")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "entry 4" in result.stderr

@@ -19,7 +19,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
+from support.cli import kyso
 
 from kyso import clock
 from kyso.audit import checkpoints
@@ -506,15 +506,7 @@ def test_the_server_loop_anchors_new_entries_every_n_minutes(
 
 def _cli(anchored: Anchored, *args: str) -> subprocess.CompletedProcess[str]:
     """``kyso ARGS`` on this instance, in a process of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
-    env.update(anchored.env, KYSO_LANG="vi", COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "kyso.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return kyso(anchored.env, *args)
 
 
 def test_cli_checkpoint_then_verify_report_the_anchor(logged: Anchored) -> None:

@@ -9,9 +9,7 @@ would otherwise have disabled the CA the rest of the suite shares.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from conftest import Instance, _database_url, make_env, open_instance
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from support.cli import kyso
 from support.world import make_world
 
 from kyso.api import clients
@@ -134,14 +133,7 @@ def test_a_revocation_request_cannot_name_a_cas_own_certificate(own: Instance) -
 
 
 def _kyso(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kyso.cli.main", *args],
-        env={**os.environ, **env, "KYSO_LANG": "en"},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return kyso(env, *args, lang="en", stdin=stdin, timeout=120)
 
 
 def test_only_kyso_ca_revoke_with_the_serial_typed_again_changes_them(own: Instance) -> None:

@@ -8,15 +8,13 @@ are sealed when the server starts and on ``kyso init --exist-ok``.
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import make_env, open_instance
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
+from support.cli import kyso
 
 from kyso import clock
 from kyso.registry import totp, users
@@ -145,15 +143,7 @@ def test_clear_secrets_are_sealed_by_init_exist_ok(tmp_path: Path) -> None:
     try:
         _, secret = _auditor(ctx, "kiemtoan")
         _make_clear(ctx, "kiemtoan", secret)
-        run_env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
-        run_env.update(env)
-        result = subprocess.run(
-            [sys.executable, "-m", "kyso.cli.main", "init", "--exist-ok"],
-            env=run_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = kyso(env, "init", "--exist-ok")
         assert result.returncode == 0, result.stdout + result.stderr
         row = _row(ctx, "kiemtoan")
         assert row["totp_secret"] is None and row["totp_secret_sealed"]

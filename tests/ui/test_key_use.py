@@ -11,10 +11,8 @@ all, the CA's root included.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pytest
 from conftest import Instance
 from fixtures.pdf import samples
 from sqlalchemy import select
+from support.cli import kyso
 from support.world import World
 
 from kyso.api import clients
@@ -207,13 +206,7 @@ def test_the_signing_page_refuses_a_key_that_is_not_the_viewers(
 
 
 def _kyso(instance: Instance, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kyso.cli.main", *map(str, args)],
-        env={**os.environ, **instance.env, "KYSO_LANG": "en"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return kyso(instance.env, *args, lang="en")
 
 
 def test_the_command_line_never_signs_with_a_ca_key_and_logs_what_it_signs(
