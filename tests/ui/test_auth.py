@@ -105,6 +105,33 @@ def test_admin_needs_the_totp_code_and_a_code_is_used_once(
     assert replay.status_code == 401
 
 
+def test_each_login_step_is_one_write_transaction(
+    instance: Instance, world: World, web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check (its audit entry, the throttle's buckets) and what it leads to (the browser
+    session, or the challenge for the code) are written together: a login is never half
+    recorded, and costs one write."""
+    username, password, secret = _make_user(instance, world, Role.PROVINCE_ADMIN, "province")
+    assert secret is not None
+    web.get("/login")
+    db = web.client.app.state.context.db  # type: ignore[attr-defined]
+    written: list[str] = []
+    session = db.session
+
+    def counted() -> object:
+        written.append("write")
+        return session()
+
+    monkeypatch.setattr(db, "session", counted)
+    assert _form(web, "/login", {"username": username, "password": password}).status_code == 200  # type: ignore[attr-defined]
+    assert len(written) == 1
+    code = _form(web, "/login/code", {"code": totp.code_at(secret, clock.now())})
+    assert code.status_code == 303  # type: ignore[attr-defined]
+    assert len(written) == 2
+    monkeypatch.undo()
+    assert web.get("/").status_code == 200  # the session written with the code opens pages
+
+
 @pytest.fixture
 def real_budgets(instance: Instance) -> Iterator[FastAPI]:
     """The app with the default login budgets (the suite's instance raises them: every test

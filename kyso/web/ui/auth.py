@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from kyso.errors import KysoError
 from kyso.registry import login_challenges, sessions, users
@@ -46,9 +47,13 @@ def _challenge_cookie(request: Request, response: Response, token: str) -> None:
     guard.set_cookie(request, response, PENDING, token, max_age=seconds)
 
 
-def _logged_in(request: Request, ctx: Ctx, user: User, next_url: str) -> Response:
-    with ctx.db.session() as session:
-        token = sessions.start(session, user, user_agent=request.headers.get("user-agent"))
+def _open_session(request: Request, session: Session, user: User) -> str:
+    """The browser session of a user who has just logged in, written in the transaction
+    that checked them (with its audit entry)."""
+    return sessions.start(session, user, user_agent=request.headers.get("user-agent"))
+
+
+def _logged_in(request: Request, token: str, next_url: str) -> Response:
     request.state.sid = token  # the new id replaces the anonymous one (no fixation)
     response = guard.redirect(request, guard.safe_next(next_url))
     response.delete_cookie(PENDING, path="/")
@@ -85,17 +90,19 @@ def login(
             {"next": next, "errors": errors, "username": username},
             status_code=422,
         )
-    token = None
+    logged_in = challenge = None
     with ctx.db.session() as session:
         result = users.login(session, username, password, throttle=_throttle(request))
         user = result.user
-        if result.status is LoginStatus.NEEDS_TOTP and user is not None:
-            token = login_challenges.start(session, user, guard.sid(request))
-    if result.status is LoginStatus.OK and user is not None:
-        return _logged_in(request, ctx, user, next)
-    if token is not None:
+        if result.status is LoginStatus.OK and user is not None:
+            logged_in = _open_session(request, session, user)
+        elif result.status is LoginStatus.NEEDS_TOTP and user is not None:
+            challenge = login_challenges.start(session, user, guard.sid(request))
+    if logged_in is not None:
+        return _logged_in(request, logged_in, next)
+    if challenge is not None:
         response = render(request, "auth/totp.html", {"next": guard.safe_next(next), "errors": {}})
-        _challenge_cookie(request, response, token)
+        _challenge_cookie(request, response, challenge)
         return response
     try:
         result.raise_for_status()
@@ -126,13 +133,14 @@ def login_code(
             status_code=422,
         )
     browser = guard.sid(request)
-    result = None
-    again = None
+    result = logged_in = again = None
     with ctx.db.session() as session:
         pending = login_challenges.spend(session, request.cookies.get(PENDING), browser)
         if pending is not None:
             result = users.second_factor(session, pending.user, code, throttle=_throttle(request))
-            if not result.ok:
+            if result.ok and result.user is not None:
+                logged_in = _open_session(request, session, result.user)
+            elif not result.ok:
                 again = login_challenges.retry(session, pending, browser)
     if result is None:
         response = guard.redirect(
@@ -143,8 +151,8 @@ def login_code(
         )
         response.delete_cookie(PENDING, path="/")
         return response
-    if result.ok and result.user is not None:
-        return _logged_in(request, ctx, result.user, next)
+    if logged_in is not None:
+        return _logged_in(request, logged_in, next)
     try:
         result.raise_for_status()
     except KysoError as exc:
