@@ -21,6 +21,7 @@ from typing import Any
 from kyso import clock
 from kyso.context import Context
 from kyso.errors import InvalidInput, NotFound
+from kyso.formats.pdf import InvalidPdf
 from kyso.registry.sessions import Viewer
 from kyso.web.downloads import content_disposition
 
@@ -137,9 +138,7 @@ def attachment(filename: str) -> str:
 _PDFIUM = threading.Lock()
 
 
-def _pdfium_error() -> InvalidInput:
-    from kyso.signing.pades import InvalidPdf
-
+def _pdfium_error() -> InvalidPdf:
     return InvalidPdf("the pages cannot be drawn", vi="không hiển thị được các trang")
 
 
