@@ -232,17 +232,20 @@ def test_responder_with_keys_in_softhsm(hsm_server, tmp_path: Path) -> None:
 # -- GET (RFC 6960 Appendix A.1) and RFC 5019 caching -----------------------------------------
 
 
-def _request_der(files: Files, tmp_path: Path) -> bytes:
-    out = tmp_path / "req.der"
+def _request_der(
+    files: Files, tmp_path: Path, *asked: str | Path, nonce: bool = False, name: str = "req"
+) -> bytes:
+    """A request as `openssl ocsp -reqout` writes it: about the leaf unless ``asked`` says
+    otherwise (``"-serial", n``), without a nonce unless ``nonce`` (openssl picks one)."""
+    out = tmp_path / f"{name}.der"
     subprocess.run(
         [
             "openssl",
             "ocsp",
             "-issuer",
             files.issuing,
-            "-cert",
-            files.leaf,
-            "-no_nonce",
+            *(asked or ("-cert", files.leaf)),
+            *(() if nonce else ("-no_nonce",)),
             "-reqout",
             out,
         ],
@@ -437,17 +440,6 @@ def limited_app(app_with: Callable[..., FastAPI]) -> FastAPI:
     return app_with(KYSO_OCSP_SIGN_PER_MINUTE="6")
 
 
-def _nonce_request(files: Files, tmp_path: Path, name: str) -> bytes:
-    out = tmp_path / f"{name}.der"
-    subprocess.run(
-        ["openssl", "ocsp", "-issuer", files.issuing, "-cert", files.leaf, "-reqout", out],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return out.read_bytes()
-
-
 async def _post_ocsp(app: FastAPI, client: str, bodies: list[bytes]) -> list[str]:
     transport = httpx.ASGITransport(app=app, client=(client, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://kyso.test") as http:
@@ -459,7 +451,7 @@ async def test_answers_signed_on_the_spot_have_a_budget_per_client_presigned_one
     server, limited_app: FastAPI, tmp_path: Path
 ) -> None:
     files = _issue(server.instance.ctx, tmp_path)
-    nonces = [_nonce_request(files, tmp_path, f"n{i}") for i in range(3)]
+    nonces = [_request_der(files, tmp_path, nonce=True, name=f"n{i}") for i in range(3)]
     presigned = _request_der(files, tmp_path)
     client = f"192.0.2.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}"
     # RFC 6960 §2.3: tryLater, unsigned, once the client's budget is spent …
@@ -485,7 +477,9 @@ async def test_answers_signed_on_the_spot_are_signed_off_the_event_loop(
 
     monkeypatch.setattr(responder, "_sign", watched)
     statuses = await _post_ocsp(
-        limited_app, f"198.51.100.{uuid.uuid4().int % 250}", [_nonce_request(files, tmp_path, "n")]
+        limited_app,
+        f"198.51.100.{uuid.uuid4().int % 250}",
+        [_request_der(files, tmp_path, nonce=True, name="n")],
     )
     assert statuses == ["successful"]
     assert signed_on and threading.get_ident() not in signed_on
@@ -496,31 +490,10 @@ async def test_with_every_signing_thread_busy_the_answer_is_try_later_at_once(
     server, limited_app: FastAPI, tmp_path: Path
 ) -> None:
     files = _issue(server.instance.ctx, tmp_path)
-    request = _nonce_request(files, tmp_path, "n")
+    request = _request_der(files, tmp_path, nonce=True, name="n")
     async with signing_threads_busy(limited_app):
         statuses = await _post_ocsp(limited_app, f"203.0.113.{uuid.uuid4().int % 250}", [request])
     assert statuses == ["try_later"]
-
-
-def _unknown_serial_request(files: Files, tmp_path: Path) -> bytes:
-    out = tmp_path / "unknown.der"
-    subprocess.run(
-        [
-            "openssl",
-            "ocsp",
-            "-issuer",
-            files.issuing,
-            "-serial",
-            UNKNOWN_SERIAL,
-            "-no_nonce",
-            "-reqout",
-            out,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return out.read_bytes()
 
 
 @pytest.mark.anyio
@@ -533,9 +506,9 @@ async def test_an_answer_signed_on_the_spot_reads_the_request_and_the_store_once
     certificate itself (a serial never issued: is it ours now? its status for the answer)."""
     files = _issue(server.instance.ctx, tmp_path)
     if kind == "nonce":
-        body, certificate_reads = _nonce_request(files, tmp_path, "n"), 1
+        body, certificate_reads = _request_der(files, tmp_path, nonce=True, name="n"), 1
     else:
-        body, certificate_reads = _unknown_serial_request(files, tmp_path), 2
+        body, certificate_reads = _request_der(files, tmp_path, "-serial", UNKNOWN_SERIAL), 2
     parsed: list[bytes] = []
     parse = x509_ocsp.load_der_ocsp_request
 
