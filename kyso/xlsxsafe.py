@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING
 
 from kyso.errors import InvalidInput, KysoError, TooLarge
 
+#: The media type of an XLSX workbook (ECMA-376), for downloads and upload forms.
+MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
 if TYPE_CHECKING:
     from openpyxl.workbook.workbook import Workbook
 

@@ -41,6 +41,12 @@ class Format(enum.StrEnum):
     XLSX = "xlsx"
     CSV = "csv"
 
+    @property
+    def media_type(self) -> str:
+        from kyso.xlsxsafe import MEDIA_TYPE
+
+        return MEDIA_TYPE if self is Format.XLSX else "text/csv; charset=utf-8"
+
 
 # -- errors -----------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -75,14 +75,9 @@ def _page(page: Any, items: list[T]) -> dict[str, Any]:
 
 
 def _download(data: bytes, fmt: spreadsheets.Format, stem: str) -> Response:
-    media = (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        if fmt is spreadsheets.Format.XLSX
-        else "text/csv; charset=utf-8"
-    )
     return Response(
         data,
-        media_type=media,
+        media_type=fmt.media_type,
         headers={"content-disposition": content_disposition(f"{stem}.{fmt.value}")},
     )
 

@@ -15,7 +15,7 @@ from kyso import xlsxsafe
 from kyso.errors import InvalidInput
 from kyso.registry import fields as f
 
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_TYPE = xlsxsafe.MEDIA_TYPE
 MAX_ROWS = 5000
 
 

@@ -289,7 +289,7 @@ def export_xlsx(
     return _download(
         request,
         out.getvalue(),
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        spreadsheets.Format.XLSX.media_type,
         _filename("xlsx"),
     )
 

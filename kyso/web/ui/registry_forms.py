@@ -33,7 +33,6 @@ SearchQuery = Annotated[str, Query(max_length=200)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 Short = Annotated[str, Field(max_length=2000)]
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _REF = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
@@ -106,10 +105,9 @@ def ref(value: str | None) -> str | None:
 
 
 def download(data: bytes, fmt: spreadsheets.Format, stem: str) -> Response:
-    media = XLSX if fmt is spreadsheets.Format.XLSX else "text/csv; charset=utf-8"
     return Response(
         data,
-        media_type=media,
+        media_type=fmt.media_type,
         headers={
             "content-disposition": content_disposition(f"{stem}.{fmt.value}"),
             "cache-control": "no-store",
