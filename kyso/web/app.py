@@ -31,6 +31,7 @@ from kyso.web.assets import CachedStatic
 from kyso.web.limits import BodyLimit
 from kyso.web.ocsp_front import OcspFront
 from kyso.web.ratelimit import SigningPool
+from kyso.web.ui import uploads
 
 log = logging.getLogger("kyso.web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -38,7 +39,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> None:
     """Keep pre-signed OCSP answers fresh (RFC 5019): sign what is missing or half-expired;
-    and forget browser sessions, login challenges and rate-limit buckets that have run out."""
+    and forget browser sessions, login challenges, rate-limit buckets and uploads that have
+    run out."""
     while not stop.wait(every_seconds):
         try:
             ctx.responder.refresh()
@@ -55,6 +57,10 @@ def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> 
                 login_challenges.sweep(session)
         except Exception:
             log.exception("sweeping rate-limit buckets and login challenges failed")
+        try:  # the pages' hour-long uploads and reports (reads check the hour themselves)
+            uploads.sweep(ctx)
+        except Exception:
+            log.exception("sweeping the upload area failed")
         if ctx.settings.audit_checkpoint_minutes > 0:
             try:  # anchor the audit log: a signed, time-stamped checkpoint when entries were added
                 every = timedelta(minutes=ctx.settings.audit_checkpoint_minutes)

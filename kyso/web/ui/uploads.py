@@ -197,7 +197,6 @@ def store_upload(ctx: Context, viewer: Viewer, name: str, data: bytes) -> SignUp
     pages = page_geometry(data)
     if not pages:
         raise InvalidInput("the PDF has no page", vi="tệp PDF không có trang nào")
-    sweep(ctx)
     area = user_area(ctx, viewer)
     mine = sorted((p for p in area.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     for old in mine[: max(0, len(mine) - MAX_UPLOADS_PER_USER + 1)]:

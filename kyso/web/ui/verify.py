@@ -39,7 +39,6 @@ from kyso.web.ui.uploads import (
     clean_name,
     expired,
     load_upload,
-    sweep,
 )
 
 router = APIRouter(dependencies=[Depends(guard.ui_request)])
@@ -66,7 +65,6 @@ def _run_verify(
 ) -> str:
     # in a worker process, bounded in time and memory (kyso.validation.pool)
     report = pool.validate(content, name=name, detached=original)
-    sweep(ctx)
     token = secrets.token_urlsafe(24)
     path = area(ctx, "reports") / f"{token}.json"
     path.write_text(json.dumps(report.to_dict(), ensure_ascii=False))
