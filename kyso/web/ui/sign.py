@@ -32,6 +32,7 @@ from kyso.signing.stamps import Appearance, CopyKind, StampKind
 from kyso.web import api_documents
 from kyso.web.ui import guard
 from kyso.web.ui.guard import Ctx
+from kyso.web.ui.labels import N_
 from kyso.web.ui.templating import render
 from kyso.web.ui.uploads import (
     MAX_IMAGE_BYTES,
@@ -53,10 +54,6 @@ LEVELS = (Level.B_B, Level.B_T, Level.B_LT)
 Text = Annotated[str, Form(max_length=300)]
 Short = Annotated[str, Form(max_length=40)]
 Upload = Annotated[UploadFile | None, File()]
-
-
-def N_(message: str) -> str:
-    return message
 
 
 # Decree 30/2020/NĐ-CP Annex I names the kinds of signatures on an electronic document.
