@@ -30,6 +30,13 @@ class Context:
         return open_keystore(self.settings)
 
     @cached_property
+    def central(self) -> KeyStore:
+        """The central signing HSM (kyso.remote.central), opened when first used."""
+        from kyso.remote.central import open_central_store
+
+        return open_central_store(self.settings)
+
+    @cached_property
     def authority(self) -> Authority:
         return Authority(self.settings, self.db, self.keystore)
 
@@ -52,4 +59,6 @@ class Context:
     def close(self) -> None:
         if "keystore" in self.__dict__:
             self.keystore.close()
+        if "central" in self.__dict__:
+            self.central.close()
         self.db.dispose()

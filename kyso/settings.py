@@ -110,6 +110,21 @@ class Settings:
     # of reach of whoever can delete table rows; default KYSO_HOME/audit).
     audit_checkpoint_minutes: int = 10
     audit_checkpoint_directory: Path | None = None
+    # Remote signing (kyso.remote): the central signing HSM holding subscribers' and seals'
+    # keys (a PKCS#11 token of its own, apart from the CA's keys; without a module the keys
+    # are software keys under KYSO_HOME/central-keys, for the demo only), how long a consent
+    # request waits on the phone, how long a SAD lives, how many documents one approval may
+    # list, wrong signing PINs before the PIN is blocked, and CSC access tokens' lifetime.
+    hsm_module: str | None = None
+    hsm_token: str = "kyso-hsm"  # noqa: S105 (a token label, not a secret)
+    hsm_pin: str | None = None
+    approval_seconds: int = 300
+    sad_seconds: int = 300
+    approval_batch_max: int = 50
+    signing_pin_tries: int = 5
+    csc_token_seconds: int = 3600
+    # Web Push to the phones (VAPID, RFC 8292): the contact the push services are given.
+    vapid_subject: str = "mailto:kyso@localhost"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -119,6 +134,14 @@ class Settings:
     @property
     def passphrase_file(self) -> Path:
         return self.home / "secrets" / "keystore.pass"
+
+    @property
+    def central_keys_dir(self) -> Path:
+        return self.home / "central-keys"
+
+    @property
+    def vapid_key_file(self) -> Path:
+        return self.home / "secrets" / "vapid.pem"
 
     @property
     def audit_checkpoint_dir(self) -> Path:
@@ -166,6 +189,15 @@ class Settings:
             smtp_password=_secret(env, "KYSO_SMTP_PASSWORD"),
             smtp_from=env.get("KYSO_SMTP_FROM") or "kyso@localhost",
             smtp_starttls=_bool(env.get("KYSO_SMTP_STARTTLS"), False),
+            hsm_module=env.get("KYSO_HSM_MODULE") or None,
+            hsm_token=env.get("KYSO_HSM_TOKEN") or "kyso-hsm",
+            hsm_pin=_secret(env, "KYSO_HSM_PIN"),
+            approval_seconds=_number(env, "KYSO_APPROVAL_SECONDS", 300),
+            sad_seconds=_number(env, "KYSO_SAD_SECONDS", 300),
+            approval_batch_max=_number(env, "KYSO_APPROVAL_BATCH_MAX", 50),
+            signing_pin_tries=_number(env, "KYSO_SIGNING_PIN_TRIES", 5),
+            csc_token_seconds=_number(env, "KYSO_CSC_TOKEN_SECONDS", 3600),
+            vapid_subject=env.get("KYSO_VAPID_SUBJECT") or "mailto:kyso@localhost",
             audit_checkpoint_minutes=_number(env, "KYSO_AUDIT_CHECKPOINT_MINUTES", 10),
             audit_checkpoint_directory=(
                 Path(env["KYSO_AUDIT_CHECKPOINT_DIR"]).resolve()

@@ -28,6 +28,8 @@ from kyso.settings import Settings
 
 PASSPHRASE = "test-passphrase-not-secret"
 HSM_PIN = "246810"
+CENTRAL_TOKEN, CENTRAL_PIN = "kyso-hsm", "975310"
+AGENT_TOKEN, AGENT_PIN = "usb-token-1", "112233"
 
 
 def _free_port() -> int:
@@ -126,7 +128,32 @@ def hsm_tokens(tmp_path_factory: pytest.TempPathFactory) -> softhsm.SoftHsmToken
     require_or_skip(softhsm.available(), "SoftHSM2 (apt-get install softhsm2)")
     token = softhsm.make_token(tmp_path_factory.mktemp("softhsm"), label="kyso-ca", pin=HSM_PIN)
     token.add_token("subscriber-1", pin="135790")
+    token.add_token(CENTRAL_TOKEN, pin=CENTRAL_PIN)  # the central signing HSM (kyso.remote)
+    token.add_token(AGENT_TOKEN, pin=AGENT_PIN)  # a user's USB token, for the local agent
     return token
+
+
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def central_instance(
+    request: pytest.FixtureRequest,
+    hsm_tokens: softhsm.SoftHsmToken,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Instance]:
+    """A CA (software keys) with a central signing HSM in SoftHSM2, on each backend."""
+    home = tmp_path_factory.mktemp(f"kyso-central-{request.param}")
+    env = make_env(
+        home,
+        _database_url(request.param, home, request),
+        KYSO_HSM_MODULE=hsm_tokens.module,
+        KYSO_HSM_TOKEN=CENTRAL_TOKEN,
+        KYSO_HSM_PIN=CENTRAL_PIN,
+        SOFTHSM2_CONF=str(hsm_tokens.conf_path),
+    )
+    ctx = open_instance(env)
+    yield Instance(ctx, env, request.param)
+    ctx.close()
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from kyso import clock
 from kyso.audit.log import Event, record_many
 from kyso.errors import CompromisedKey, InvalidInput, LintFailed
-from kyso.keys.base import KeyAlgorithm, SigningKey
+from kyso.keys.base import KeyAlgorithm, KeyStore, SigningKey
 from kyso.keys.pkcs11 import Pkcs11KeyStore
 from kyso.keys.software import generate_private_key
 from kyso.pki import lint, profiles
@@ -359,12 +359,14 @@ def issue_with_server_key(
     actor: str,
     emails: tuple[str, ...] = (),
     days: int | None = None,
+    store: KeyStore | None = None,
 ) -> Issued:
     """Make the key in kyso's own key store (software or HSM) for a signer the server holds
-    keys for — an organization's seal kept by the records office, or a remote-signing user.
-    The certificate's ``key_location`` is ``<store>:<key id>``, which signing looks up."""
+    keys for — an organization's seal kept by the records office, or a remote-signing user
+    (``store``: the central signing HSM, :mod:`kyso.remote.central`). The certificate's
+    ``key_location`` is ``<store>:<key id>``, which signing looks up."""
     name = parse_subject(subject)
-    store = authority.keystore
+    store = store or authority.keystore
     key = store.generate(subject_text(name)[:64], algorithm)
     return issue(
         session,

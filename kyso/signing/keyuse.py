@@ -25,11 +25,13 @@ from kyso.errors import Forbidden
 from kyso.lifecycle.certificates import common_name
 from kyso.pki.status import CA_PROFILES
 from kyso.registry.access import Action, Principal, require
+from kyso.remote import central
 from kyso.store.models import (
     ApiClientKey,
     CaIdentity,
     Certificate,
     CertStatus,
+    KeyDelegate,
     Organization,
     Profile,
     User,
@@ -76,6 +78,12 @@ def _allowed(principal: Principal, session: Session, prefix: str) -> ColumnEleme
             if unit_id is not None
             else false()
         )
+        if prefix == central.PREFIX:
+            # A central seal is applied by the clerks named for it, not by the whole unit.
+            delegated = select(KeyDelegate.key_location).where(
+                KeyDelegate.user_id == principal.user_id
+            )
+            seal = and_(seal, Certificate.key_location.in_(delegated))
         return or_(own, seal)
     if principal.client_id is not None:  # a system token: the keys it was given, no other
         bound = select(ApiClientKey.key_location).where(

@@ -435,6 +435,10 @@ class User(Base):
     # clear form rows had before migration 0007, emptied when the secret is sealed.
     totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    # The PIN that, with a TOTP code, approves central signatures when no phone authenticator
+    # (WebAuthn) is enrolled (Argon2); wrong PINs are counted and block it at the limit.
+    signing_pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    signing_pin_failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -679,3 +683,163 @@ class SignatureRequest(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- Remote signing (issue 10): central keys, consent on the phone, single-use SADs ---------
+
+
+class KeyDelegate(Base):
+    """A user (a records clerk) allowed to apply a unit's central seal key. Central seals are
+    used only by the people listed here, not by everyone of the unit."""
+
+    __tablename__ = "key_delegates"
+
+    key_location: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuthenticatorKind(enum.StrEnum):
+    WEBAUTHN = "webauthn"  # a phone's platform authenticator (fingerprint, face)
+    PIN_TOTP = "pin-totp"  # the fallback: the signing PIN and a TOTP code from the phone
+
+
+class Authenticator(Base):
+    """A phone enrolled to approve signatures. Re-enrolling a new phone adds a row; a lost
+    phone's row is revoked (kept, for the audit trail)."""
+
+    __tablename__ = "authenticators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[AuthenticatorKind] = mapped_column(_enum(AuthenticatorKind))
+    name: Mapped[str] = mapped_column(String(100))
+    credential_id: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, unique=True)
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # COSE key
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class PushSubscription(Base):
+    """Where Web Push (RFC 8030, VAPID RFC 8292) reaches an enrolled phone's browser."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1000), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApprovalState(enum.StrEnum):
+    WAITING = "waiting"  # on the signer's phone
+    APPROVED = "approved"  # consent given; the SAD or the signatures are being made
+    DONE = "done"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class ApprovalPurpose(enum.StrEnum):
+    CSC = "csc"  # a CSC client asked for a SAD over hashes it will sign with signHash
+    DOCUMENT = "document"  # kyso itself signs the listed documents once approved
+
+
+class SignApproval(Base):
+    """One request for the signer's consent, listing each document (or hash) it covers."""
+
+    __tablename__ = "sign_approvals"
+    __table_args__ = (Index("ix_sign_approvals_user_state", "user_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key_location: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[ApprovalPurpose] = mapped_column(_enum(ApprovalPurpose))
+    requester: Mapped[str] = mapped_column(String(200))  # "api:erp", "user:lan", ...
+    requester_name: Mapped[str] = mapped_column(String(200))  # as the phone shows it
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"), nullable=True)
+    hash_algorithm: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    state: Mapped[ApprovalState] = mapped_column(_enum(ApprovalState))
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)  # WebAuthn challenge, fresh per request
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    authenticator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("authenticators.id"), nullable=True
+    )
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    callback_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    sad_issued: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    items: Mapped[list[SignApprovalItem]] = relationship(
+        back_populates="approval", order_by="SignApprovalItem.position"
+    )
+
+
+class SignApprovalItem(Base):
+    """One document (or one hash, for CSC) in an approval, as the signer sees it listed."""
+
+    __tablename__ = "sign_approval_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    approval_id: Mapped[int] = mapped_column(ForeignKey("sign_approvals.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    number: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    digest: Mapped[str] = mapped_column(String(200))  # base64 of the hash consented to
+    kind: Mapped[str | None] = mapped_column(String(20), nullable=True)  # pdf, xml, cms, ...
+    filename: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    options: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: how to sign it
+    signed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    signature_request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("signature_requests.id"), nullable=True
+    )
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    approval: Mapped[SignApproval] = relationship(back_populates="items")
+
+
+class SignActivation(Base):
+    """A Signature Activation Data (SAD, CSC API; SCAL2 of CEN EN 419 241-1): single use,
+    short-lived, bound to the user, the credential and the exact hashes. Only its SHA-256 is
+    kept; it is consumed by one conditional UPDATE, so two processes never both honour it."""
+
+    __tablename__ = "sign_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sad_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"), nullable=True)
+    key_location: Mapped[str] = mapped_column(String(200))
+    hash_algorithm: Mapped[str] = mapped_column(String(40))
+    hashes: Mapped[str] = mapped_column(Text)  # JSON list of base64 digests, sorted
+    approval_id: Mapped[int | None] = mapped_column(ForeignKey("sign_approvals.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CscAccessToken(Base):
+    """A bearer token from CSC ``auth/login`` (a user) or ``oauth2/token`` (a system's client
+    credentials); short-lived, only its SHA-256 kept."""
+
+    __tablename__ = "csc_access_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
