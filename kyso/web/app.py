@@ -15,6 +15,7 @@ from kyso import ratelimit, upgrade
 from kyso.audit import checkpoints
 from kyso.context import Context
 from kyso.registry import login_challenges, sessions
+from kyso.remote import approvals
 from kyso.settings import Settings
 from kyso.validation.pool import ValidationPool
 from kyso.web import (
@@ -57,6 +58,11 @@ def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> 
                 login_challenges.sweep(session)
         except Exception:
             log.exception("sweeping rate-limit buckets and login challenges failed")
+        try:  # consent requests past their time expire (reads check it themselves too)
+            with ctx.db.session() as session:
+                approvals.expire_overdue(session)
+        except Exception:
+            log.exception("expiring overdue signature approvals failed")
         try:  # the pages' hour-long uploads and reports (reads check the hour themselves)
             uploads.sweep(ctx)
         except Exception:
