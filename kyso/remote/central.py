@@ -5,14 +5,18 @@ request with the "central HSM" key location is approved, and they sign only agai
 single-use SAD (:mod:`kyso.remote.activation`): kyso never signs with them on its own.
 Certificates name them ``hsm:<key id>``. Without ``KYSO_HSM_MODULE`` the store is a software
 store under ``KYSO_HOME/central-keys`` protected by the key-store passphrase: enough for the
-demo, never for production (``kyso doctor``-style warnings say so on start).
+demo, never for production (a warning is logged each time it is opened).
 """
 
 from __future__ import annotations
 
+import logging
+
 from kyso.errors import KeyStoreError
 from kyso.keys.base import KeyStore
 from kyso.settings import Settings
+
+log = logging.getLogger("kyso.remote")
 
 STORE_NAME = "hsm"
 PREFIX = f"{STORE_NAME}:"
@@ -42,6 +46,10 @@ def open_central_store(settings: Settings) -> KeyStore:
         from kyso.keys.factory import software_passphrase
         from kyso.keys.software import SoftwareKeyStore
 
+        log.warning(
+            "central signing keys are software keys in %s (demo only): set KYSO_HSM_MODULE",
+            settings.central_keys_dir,
+        )
         store = SoftwareKeyStore(settings.central_keys_dir, software_passphrase(settings))
     store.name = STORE_NAME
     return store
