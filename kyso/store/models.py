@@ -780,6 +780,14 @@ class SignApproval(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     callback_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     sad_issued: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The outcome's webhook (kyso.remote.webhooks): tries so far, when to try again (None:
+    # nothing to send), when it was delivered, and the last failure.
+    webhook_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    webhook_next_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, nullable=True, index=True
+    )
+    webhook_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    webhook_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
     items: Mapped[list[SignApprovalItem]] = relationship(
         back_populates="approval", order_by="SignApprovalItem.position"
