@@ -783,9 +783,7 @@ class SignApproval(Base):
     # The outcome's webhook (kyso.remote.webhooks): tries so far, when to try again (None:
     # nothing to send), when it was delivered, and the last failure.
     webhook_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    webhook_next_at: Mapped[datetime | None] = mapped_column(
-        UTCDateTime, nullable=True, index=True
-    )
+    webhook_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     webhook_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     webhook_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
