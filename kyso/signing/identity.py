@@ -20,7 +20,7 @@ from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from kyso.errors import InvalidInput, NotFound, WrongPin
-from kyso.keys.base import SigningKey
+from kyso.keys.base import KeyStore, SigningKey
 from kyso.keys.software import SoftwareKey
 
 if TYPE_CHECKING:
@@ -150,10 +150,13 @@ def from_keystore(ctx: Context, key_id: str) -> SignerIdentity:
     return from_key(ctx, key_id, row.der)
 
 
-def from_key(ctx: Context, key_id: str, certificate_der: bytes) -> SignerIdentity:
+def from_key(
+    ctx: Context, key_id: str, certificate_der: bytes, store: KeyStore | None = None
+) -> SignerIdentity:
     """A signer for a key kyso holds and the certificate already chosen for it (by
-    :func:`kyso.signing.keyuse.authorize`), with the CA chain."""
+    :func:`kyso.signing.keyuse.authorize`), with the CA chain. ``store`` is the key store
+    holding it (kyso's own by default; the central HSM once the signer consented,
+    :mod:`kyso.remote.documents`)."""
     chain = [i.certificate for i in ctx.authority.chain()]
-    return SignerIdentity(
-        ctx.keystore.get(key_id), x509.load_der_x509_certificate(certificate_der), chain
-    )
+    key = (store or ctx.keystore).get(key_id)
+    return SignerIdentity(key, x509.load_der_x509_certificate(certificate_der), chain)
