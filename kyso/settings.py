@@ -125,6 +125,9 @@ class Settings:
     csc_token_seconds: int = 3600
     # Web Push to the phones (VAPID, RFC 8292): the contact the push services are given.
     vapid_subject: str = "mailto:kyso@localhost"
+    # Webhooks (kyso.remote.webhooks) refuse callback URLs on loopback and link-local
+    # addresses (SSRF); a test or a single-machine demo allows them.
+    webhook_allow_local: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -198,6 +201,7 @@ class Settings:
             signing_pin_tries=_number(env, "KYSO_SIGNING_PIN_TRIES", 5),
             csc_token_seconds=_number(env, "KYSO_CSC_TOKEN_SECONDS", 3600),
             vapid_subject=env.get("KYSO_VAPID_SUBJECT") or "mailto:kyso@localhost",
+            webhook_allow_local=_bool(env.get("KYSO_WEBHOOK_ALLOW_LOCAL"), False),
             audit_checkpoint_minutes=_number(env, "KYSO_AUDIT_CHECKPOINT_MINUTES", 10),
             audit_checkpoint_directory=(
                 Path(env["KYSO_AUDIT_CHECKPOINT_DIR"]).resolve()
