@@ -38,7 +38,7 @@ class Context:
 
     @cached_property
     def authority(self) -> Authority:
-        return Authority(self.settings, self.db, self.keystore)
+        return Authority(self.settings, self.db, self.keystore, central=lambda: self.central)
 
     @cached_property
     def batcher(self) -> IssuanceBatcher:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -63,13 +64,31 @@ def key_hash_hex(der: bytes) -> str:
 class Authority:
     """Access to the CA's identities and the URLs it publishes."""
 
-    def __init__(self, settings: Settings, db: Database, keystore: KeyStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        keystore: KeyStore,
+        central: Callable[[], KeyStore] | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.keystore = keystore
+        self._central = central
         self._lock = threading.Lock()
         self._by_id: dict[int, Identity] = {}
         self._active: dict[IdentityRole, int] = {}
+
+    @cached_property
+    def central(self) -> KeyStore:
+        """The central signing HSM (:mod:`kyso.remote.central`), where a request with the
+        "central HSM" key location has its subscriber's or seal's key made: the process's
+        own (``Context.central``) when given, else opened from the settings."""
+        if self._central is not None:
+            return self._central()
+        from kyso.remote.central import open_central_store
+
+        return open_central_store(self.settings)
 
     # -- identities -------------------------------------------------------------------------
     def _load(self, row: CaIdentity) -> Identity:
