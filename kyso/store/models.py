@@ -849,3 +849,19 @@ class CscAccessToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebAuthnChallenge(Base):
+    """A WebAuthn registration ceremony waiting for the phone's answer (W3C WebAuthn §7.1
+    step 8: the challenge must be the one the server sent): made after the user typed their
+    password again, bound to that user, used once, five minutes at most. Only its SHA-256
+    is kept; the phone's answer carries the challenge back in its clientDataJSON."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    challenge_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
