@@ -123,6 +123,8 @@ class Settings:
     approval_batch_max: int = 50
     signing_pin_tries: int = 5
     csc_token_seconds: int = 3600
+    # how long a CSC v1 credentials/authorize (and v2 in operationMode S) waits for the phone
+    csc_wait_seconds: int = 60
     # Web Push to the phones (VAPID, RFC 8292): the contact the push services are given.
     vapid_subject: str = "mailto:kyso@localhost"
     # Webhooks (kyso.remote.webhooks) refuse callback URLs on loopback and link-local
@@ -200,6 +202,7 @@ class Settings:
             approval_batch_max=_number(env, "KYSO_APPROVAL_BATCH_MAX", 50),
             signing_pin_tries=_number(env, "KYSO_SIGNING_PIN_TRIES", 5),
             csc_token_seconds=_number(env, "KYSO_CSC_TOKEN_SECONDS", 3600),
+            csc_wait_seconds=_number(env, "KYSO_CSC_WAIT_SECONDS", 60),
             vapid_subject=env.get("KYSO_VAPID_SUBJECT") or "mailto:kyso@localhost",
             webhook_allow_local=_bool(env.get("KYSO_WEBHOOK_ALLOW_LOCAL"), False),
             audit_checkpoint_minutes=_number(env, "KYSO_AUDIT_CHECKPOINT_MINUTES", 10),
