@@ -32,8 +32,11 @@ class KeySource(enum.StrEnum):
     """Where the subscriber's key is made."""
 
     TOKEN = "token"  # noqa: S105 (on the subscriber's USB token, at issuance, with its PIN)
-    SERVER = "server"  # in kyso's key store (HSM): an organization's seal, remote signing
+    SERVER = "server"  # in kyso's key store: signed by the server for its holder
     CSR = "csr"  # by the requester, who sends a PKCS#10 request
+    # "central HSM": in the central signing HSM (kyso.remote.central), non-extractable; each
+    # signature is approved by its holder on the phone (a seal: by the clerks named for it).
+    CENTRAL = "central"
 
 
 TYPE_LABELS: dict[RequestType, str] = {

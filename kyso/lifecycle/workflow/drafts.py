@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,7 @@ from kyso.registry import devices
 from kyso.registry import fields as f
 from kyso.registry.access import Action, Principal, require
 from kyso.registry.fields import FieldProblem
+from kyso.remote import central
 from kyso.settings import Settings
 from kyso.store.models import (
     Certificate,
@@ -224,12 +226,16 @@ def create(
 
 
 def _default_key(session: Session, request: CertificateRequest) -> KeyChoice | None:
-    """A renewal or change keeps the old certificate's kind of key (token stays token)."""
+    """A renewal or change keeps the old certificate's kind of key (token stays token; a
+    central key stays central, a new one made in the HSM with the old one's algorithm)."""
     if request.type is not RequestType.RENEWAL_CHANGE or request.target_certificate_id is None:
         return None
     old = session.get(Certificate, request.target_certificate_id)
     if old is None:
         return None
+    if central.is_central(old.key_location):
+        public_key = x509.load_der_x509_certificate(old.der).public_key()
+        return KeyChoice(KeySource.CENTRAL, KeyAlgorithm.of_public_key(public_key))
     if old.key_location.startswith("token:"):
         return KeyChoice(KeySource.TOKEN, DEFAULT_ALGORITHM)
     if old.key_location == "csr":

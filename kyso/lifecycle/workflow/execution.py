@@ -1,7 +1,8 @@
 """Carrying an approved request out: issuing the certificate (a key made by kyso's key
-store, a CSR, or a key made on the subscriber's token), revoking (form 05) or restoring a
-locked device (form 06) — in the transaction of the approval that completed the request, or
-later through :func:`issue` when the key is made on a token with its PIN.
+store or in the central signing HSM, a CSR, or a key made on the subscriber's token),
+revoking (form 05) or restoring a locked device (form 06) — in the transaction of the
+approval that completed the request, or later through :func:`issue` when the key is made on
+a token with its PIN.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from kyso.registry import devices
 from kyso.registry import fields as f
 from kyso.registry.access import Action, Principal, require
 from kyso.registry.fields import FieldProblem
+from kyso.remote import central, delegates
 from kyso.store.models import (
     Certificate,
     CertificateRequest,
     DeviceStatus,
     KeyDevice,
+    Profile,
     RequestType,
     Role,
 )
@@ -146,7 +149,10 @@ def _issue_certificate(
         public_key = load_csr(key.csr.encode()).public_key()
         location = "csr"
     else:
-        store = authority.keystore
+        # A central key is made inside the central signing HSM (PKCS#11: CKA_SENSITIVE,
+        # not CKA_EXTRACTABLE) and named "hsm:<key id>"; it signs only against its holder's
+        # consent (kyso.remote). A server key is made in kyso's own key store.
+        store = authority.central if key.source is KeySource.CENTRAL else authority.keystore
         handle = store.generate(subject_text(prepared.name)[:64], key.algorithm)
         public_key, location = handle.public_key(), f"{store.name}:{handle.key_id}"
     spec = issuance.IssueSpec(
@@ -159,9 +165,19 @@ def _issue_certificate(
         organization_id=org_id,
         # A CSR may come from a token (its key made there by the signing agent): the
         # certificate then lives on that device; a server-held key lives on none.
-        device_id=device.id if device is not None and key.source is not KeySource.SERVER else None,
+        device_id=device.id if device is not None and key.source is KeySource.CSR else None,
     )
-    return issuance.issue(session, authority, spec, principal.actor)
+    issued = issuance.issue(session, authority, spec, principal.actor)
+    target = prepared.target
+    if (
+        key.source is KeySource.CENTRAL
+        and target is not None
+        and prepared.profile is Profile.ORGANIZATION
+        and central.is_central(target.key_location)
+    ):
+        # The renewed seal is applied by the same clerks as the one it replaces.
+        delegates.carry_over(session, target, issued.row, actor=principal.actor)
+    return issued
 
 
 def _issue_on_token(

@@ -59,6 +59,26 @@ def _problems_raise(problems: Sequence[FieldProblem]) -> None:
 def prepare(session: Session, request: CertificateRequest) -> Prepared:
     """Everything the request's execution needs, or InvalidInput listing what is wrong —
     so a subject too long for RFC 5280 is refused when the clerk submits, not at approval."""
+    prepared = _prepare(session, request)
+    key = prepared.key
+    if key is not None and key.source is KeySource.CENTRAL and prepared.profile is Profile.DEVICE:
+        # A central key signs only with its holder's consent on the phone (SCAL2); a device
+        # or a service signs unattended, so its key cannot live there.
+        raise f.invalid(
+            [
+                FieldProblem(
+                    "key_source",
+                    "a device or service certificate cannot have its key in the central HSM "
+                    "(each signature there is approved by a person)",
+                    "chứng thư thiết bị, dịch vụ không thể để khóa trong HSM ký tập trung "
+                    "(mỗi lần ký ở đó cần một người xác nhận)",
+                )
+            ]
+        )
+    return prepared
+
+
+def _prepare(session: Session, request: CertificateRequest) -> Prepared:
     stored = envelope(request)
     form, problems = forms.check(request.type, stored.fields, complete=True)
     _problems_raise(problems)
