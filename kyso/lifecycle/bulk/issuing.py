@@ -220,9 +220,10 @@ def _issue_batch(
             if p.key.source is KeySource.CSR:
                 assert p.key.csr is not None
                 made.append((load_csr(p.key.csr.encode()).public_key(), "csr"))
-            else:
-                handle = store.generate(subject_text(p.name)[:64], p.key.algorithm)
-                made.append((handle.public_key(), f"{store.name}:{handle.key_id}"))
+            else:  # a list may choose the central signing HSM for all its keys
+                where = authority.central if p.key.source is KeySource.CENTRAL else store
+                handle = where.generate(subject_text(p.name)[:64], p.key.algorithm)
+                made.append((handle.public_key(), f"{where.name}:{handle.key_id}"))
         return made
 
     # The next chunk's keys are made while this one is signed (both release the GIL: ~2x on
