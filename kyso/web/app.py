@@ -20,6 +20,7 @@ from kyso.settings import Settings
 from kyso.validation.pool import ValidationPool
 from kyso.web import (
     api_certificates,
+    api_delegates,
     api_docs,
     api_documents,
     api_registry,
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.include_router(pki_routes.router)
     app.include_router(api_requests.router)  # before /certificates/{serial}: /expiring
     app.include_router(api_certificates.router)
+    app.include_router(api_delegates.router)
     app.include_router(api_documents.router)
     app.include_router(api_registry.router)
     app.include_router(ui.router)
