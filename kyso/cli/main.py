@@ -753,6 +753,9 @@ def main() -> None:
     from kyso.cli.requests import request_app  # loads the lifecycle (pkilint): only when run
 
     app.add_typer(request_app, name="request")
+    from kyso.cli.remote import seal_app
+
+    app.add_typer(seal_app, name="seal")
     if not os.environ.get("KYSO_DEBUG"):
         # Libraries log their internal exceptions (pyHanko's difference analysis, for one);
         # what they mean is already in kyso's answer, so a clerk sees no traceback.
