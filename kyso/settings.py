@@ -130,6 +130,15 @@ class Settings:
     # Webhooks (kyso.remote.webhooks) refuse callback URLs on loopback and link-local
     # addresses (SSRF); a test or a single-machine demo allows them.
     webhook_allow_local: bool = False
+    # Operations (kyso.observability, kyso.cluster): the period of the server's scheduled work
+    # (done by one process of the cluster at a time), the client addresses or networks that
+    # may read /metrics (others get 404), logs as one JSON object per line ("json") or as
+    # text, and prometheus-client's directory for several worker processes (its own variable,
+    # which the library itself reads at import).
+    loop_seconds: float = 60.0
+    metrics_allow: str = "127.0.0.1,::1"
+    log_format: str = "text"
+    prometheus_multiproc_dir: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -204,6 +213,14 @@ class Settings:
             csc_token_seconds=_number(env, "KYSO_CSC_TOKEN_SECONDS", 3600),
             csc_wait_seconds=_number(env, "KYSO_CSC_WAIT_SECONDS", 60),
             vapid_subject=env.get("KYSO_VAPID_SUBJECT") or "mailto:kyso@localhost",
+            loop_seconds=float(env.get("KYSO_LOOP_SECONDS") or 60),
+            metrics_allow=env.get("KYSO_METRICS_ALLOW") or "127.0.0.1,::1",
+            log_format=(env.get("KYSO_LOG_FORMAT") or "text").strip().lower(),
+            prometheus_multiproc_dir=(
+                Path(env["PROMETHEUS_MULTIPROC_DIR"])
+                if env.get("PROMETHEUS_MULTIPROC_DIR")
+                else None
+            ),
             webhook_allow_local=_bool(env.get("KYSO_WEBHOOK_ALLOW_LOCAL"), False),
             audit_checkpoint_minutes=_number(env, "KYSO_AUDIT_CHECKPOINT_MINUTES", 10),
             audit_checkpoint_directory=(
