@@ -68,6 +68,9 @@ def _register_document_commands() -> None:
     app.add_typer(documents.sign_app, name="sign")
     app.add_typer(documents.trust_app, name="trust")
     app.command("verify")(documents.verify_command)
+    from kyso.cli import agent
+
+    app.command("agent")(agent.agent_command)
 
 
 out = Console()
