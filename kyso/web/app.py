@@ -25,6 +25,7 @@ from kyso.web import (
     api_documents,
     api_registry,
     api_requests,
+    csc_api,
     errors,
     pki_routes,
     ui,
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.include_router(api_delegates.router)
     app.include_router(api_documents.router)
     app.include_router(api_registry.router)
+    app.include_router(csc_api.router)  # the CSC API v1 and v2 (kyso.remote.csc)
     app.include_router(ui.router)
     api_docs.install(app)
     app.mount("/static", CachedStatic(directory=STATIC), name="static")
