@@ -10,14 +10,15 @@ was given (:mod:`kyso.signing.keyuse`); every signature is an audit entry.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from kyso.context import Context
-from kyso.errors import TooLarge
+from kyso.errors import InvalidInput, TooLarge
 from kyso.registry.access import Principal
 from kyso.signing.levels import Level
 from kyso.signing.service import level_support
@@ -99,6 +100,92 @@ def _signed(data: bytes, media_type: str, filename: str) -> Response:
     )
 
 
+@dataclass(frozen=True)
+class Central:
+    """A signature with a key in the central HSM (``key_id`` ``hsm:<id>``, or ``store=hsm``):
+    it waits for the signer's approval on the phone (:mod:`kyso.remote.documents`)."""
+
+    key_id: str
+    callback_url: str | None = None
+    signer: str | None = None
+    title: str | None = None
+
+
+def central_key(key_id: str, store: str | None) -> str | None:
+    """The central key's id when the form names one, None for a key kyso holds itself."""
+    from kyso.remote.central import PREFIX, STORE_NAME
+
+    if key_id.startswith(PREFIX):
+        return key_id.removeprefix(PREFIX)
+    if store == STORE_NAME:
+        return key_id
+    if store:
+        raise InvalidInput(f"unknown key store {store!r}", vi=f"không có kho khóa {store!r}")
+    return None
+
+
+def _central_form(
+    key_id: str,
+    store: str | None,
+    callback_url: str | None,
+    signer: str | None,
+    title: str | None,
+) -> Central | None:
+    found = central_key(key_id, store)
+    if found is None:
+        if callback_url or signer:
+            raise InvalidInput(
+                "callback_url and signer are for central keys (store=hsm)",
+                vi="callback_url và signer chỉ dùng với khóa tập trung (store=hsm)",
+            )
+        return None
+    return Central(found, callback_url or None, signer or None, title or None)
+
+
+def _approvals_url(ctx: Context, public_id: str) -> str:
+    return f"{ctx.settings.base_url}/api/v1/sign/approvals/{public_id}"
+
+
+async def _ask_central(
+    ctx: Context,
+    who: Principal,
+    central: Central,
+    content: bytes,
+    name: str | None,
+    **how: Any,
+) -> Response:
+    """202 Accepted: the approval waits on the signer's phone; poll ``status_url`` or wait
+    for the webhook."""
+    from kyso.remote import documents
+
+    document = documents.DocumentToSign(
+        title=central.title or name or "—", content=content, filename=name, entry="api", **how
+    )
+    requester = who.actor.split(":", 1)[-1]
+    approval = await run_in_threadpool(
+        lambda: documents.request_signatures(
+            ctx,
+            who,
+            central.key_id,
+            [document],
+            requester,
+            central.callback_url,
+            signer=central.signer,
+        )
+    )
+    url = _approvals_url(ctx, approval.public_id)
+    return JSONResponse(
+        {
+            "status": approval.state.value,
+            "id": approval.public_id,
+            "status_url": url,
+            "expires_at": approval.expires_at.isoformat(),
+        },
+        status_code=202,
+        headers={"Location": url},
+    )
+
+
 async def _sign_upload(
     ctx: Context,
     who: Principal,
@@ -111,15 +198,31 @@ async def _sign_upload(
     kind: str,
     level: Level | None = None,
     number: str | None = None,
+    central: Central | None = None,
+    how: dict[str, Any] | None = None,
 ) -> Response:
     """The steps every signing endpoint shares: the upload within its limit, then, off the
     event loop, the signing service (the right to use this key, the signature, the audit
-    entry), and the file sent back."""
+    entry), and the file sent back. With a central key: the approval is asked for instead
+    (``how`` says how to sign once it is given)."""
+    from kyso.remote.documents import DocumentKind
     from kyso.signing.keyuse import require_signer
     from kyso.signing.service import sign_with_key
 
     require_signer(who)  # a token that signs nothing is refused before its upload is read
     content = await read_upload(file, ctx.settings.max_upload_bytes)
+    if central is not None:
+        return await _ask_central(
+            ctx,
+            who,
+            central,
+            content,
+            file.filename,
+            kind=DocumentKind(kind),
+            number=number,
+            level=level or Level.B_B,
+            **(how or {}),
+        )
     signed = await run_in_threadpool(
         lambda: sign_with_key(
             ctx,
@@ -160,6 +263,14 @@ async def sign_pdf(
     receiving_org: Annotated[str | None, Form(max_length=300)] = None,
     image: Annotated[UploadFile | None, File(description="signature image, PNG")] = None,
     seal: Annotated[UploadFile | None, File(description="the organization's seal, PNG")] = None,
+    store: Annotated[str | None, Form(max_length=20, description="hsm: a central key")] = None,
+    callback_url: Annotated[str | None, Form(max_length=1000)] = None,
+    signer: Annotated[
+        str | None, Form(max_length=200, description="who approves (system tokens)")
+    ] = None,
+    document_title: Annotated[
+        str | None, Form(max_length=300, description="as the phone lists it")
+    ] = None,
 ) -> Response:
     from kyso.signing.options import StampOptions, appearance
     from kyso.signing.pades import sign_pdf as pades
@@ -183,11 +294,13 @@ async def sign_pdf(
         seal=await read_upload(seal, 2 * 1024 * 1024) if seal is not None else None,
     )
 
-    def sign(content: bytes, signer: SignerIdentity) -> bytes:
+    central = _central_form(key_id, store, callback_url, signer, document_title)
+
+    def sign(content: bytes, identity: SignerIdentity) -> bytes:
         stamper, trust = level_support(ctx, level, trust_from=Level.B_T)
         return pades(
             content,
-            signer,
+            identity,
             level=level,
             appearance=appearance(options),
             timestamper=stamper,
@@ -205,6 +318,8 @@ async def sign_pdf(
         kind="pdf",
         level=level,
         number=number,
+        central=central,
+        how={"appearance": appearance(options)} if central is not None else None,
     )
 
 
@@ -215,12 +330,20 @@ async def sign_cms(
     file: Annotated[UploadFile, File()],
     key_id: Annotated[str, Form(max_length=100)],
     level: Annotated[Level, Form()] = Level.B_B,
+    store: Annotated[str | None, Form(max_length=20, description="hsm: a central key")] = None,
+    callback_url: Annotated[str | None, Form(max_length=1000)] = None,
+    signer: Annotated[
+        str | None, Form(max_length=200, description="who approves (system tokens)")
+    ] = None,
+    title: Annotated[str | None, Form(max_length=300, description="as the phone lists it")] = None,
 ) -> Response:
     from kyso.signing.cades import sign_cms as cades
 
-    def sign(content: bytes, signer: SignerIdentity) -> bytes:
+    central = _central_form(key_id, store, callback_url, signer, title)
+
+    def sign(content: bytes, identity: SignerIdentity) -> bytes:
         stamper, trust = level_support(ctx, level)
-        return cades(content, signer, level=level, timestamper=stamper, trust=trust)
+        return cades(content, identity, level=level, timestamper=stamper, trust=trust)
 
     return await _sign_upload(
         ctx,
@@ -232,6 +355,7 @@ async def sign_cms(
         f"{file.filename or 'document'}.p7s",
         kind="cms",
         level=level,
+        central=central,
     )
 
 
@@ -250,14 +374,22 @@ async def sign_xml(
             "off by default because .NET's SignedXml cannot check it"
         ),
     ] = False,
+    store: Annotated[str | None, Form(max_length=20, description="hsm: a central key")] = None,
+    callback_url: Annotated[str | None, Form(max_length=1000)] = None,
+    signer: Annotated[
+        str | None, Form(max_length=200, description="who approves (system tokens)")
+    ] = None,
+    title: Annotated[str | None, Form(max_length=300, description="as the phone lists it")] = None,
 ) -> Response:
     from kyso.signing.xades import sign_xml as xades
 
-    def sign(content: bytes, signer: SignerIdentity) -> bytes:
+    central = _central_form(key_id, store, callback_url, signer, title)
+
+    def sign(content: bytes, identity: SignerIdentity) -> bytes:
         stamper, trust = level_support(ctx, level)
         return xades(
             content,
-            signer,
+            identity,
             level=level,
             timestamper=stamper,
             parent_xpath=parent_xpath,
@@ -275,6 +407,8 @@ async def sign_xml(
         file.filename or "signed.xml",
         kind="xml",
         level=level,
+        central=central,
+        how={"parent_xpath": parent_xpath, "parallel": parallel},
     )
 
 
@@ -297,3 +431,39 @@ async def sign_email(
         file.filename or "signed.eml",
         kind="email",
     )
+
+
+@router.get(
+    "/api/v1/sign/approvals/{public_id}",
+    summary="A central-key signature's status: waiting, done, expired, refused or failed",
+)
+async def approval_status(request: Request, ctx: Ctx, who: Who, public_id: str) -> Response:
+    """For the system or person that asked, and for the signer; ``download`` links once the
+    documents are signed."""
+    from kyso.remote import documents
+
+    def read() -> dict[str, Any]:
+        with ctx.db.read() as session:
+            found = documents.status(who, session, public_id[:40])
+        body = found.to_dict(language(request))
+        base = _approvals_url(ctx, found.public_id)
+        for item in body["documents"]:
+            item["download"] = f"{base}/documents/{item['position']}" if item["signed"] else None
+        return body
+
+    return JSONResponse(await run_in_threadpool(read))
+
+
+@router.get(
+    "/api/v1/sign/approvals/{public_id}/documents/{position}",
+    summary="A signed document of a central-key approval",
+)
+async def approval_document(ctx: Ctx, who: Who, public_id: str, position: int) -> Response:
+    from kyso.remote import documents
+
+    def read() -> documents.SignedFile:
+        with ctx.db.read() as session:
+            return documents.result(who, session, public_id[:40], position)
+
+    found = await run_in_threadpool(read)
+    return _signed(found.content, found.media_type, found.filename)
