@@ -11,9 +11,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from kyso import ratelimit, upgrade
+from kyso import cluster, ratelimit, upgrade
 from kyso.audit import checkpoints
 from kyso.context import Context
+from kyso.observability import logging as jsonlog
+from kyso.observability import metrics
 from kyso.registry import login_challenges, sessions
 from kyso.remote import approvals
 from kyso.settings import Settings
@@ -27,6 +29,7 @@ from kyso.web import (
     api_requests,
     csc_api,
     errors,
+    ops_routes,
     pki_routes,
     ui,
 )
@@ -40,11 +43,24 @@ log = logging.getLogger("kyso.web")
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> None:
+def _refresh_loop(
+    ctx: Context, stop: threading.Event, every_seconds: float, leader: cluster.Leadership
+) -> None:
     """Keep pre-signed OCSP answers fresh (RFC 5019): sign what is missing or half-expired;
     and forget browser sessions, login challenges, rate-limit buckets and uploads that have
-    run out."""
+    run out.
+
+    The database's share runs once across the cluster per period: only the process that
+    leads (kyso.cluster) does it. The upload area is this machine's disk, so every process
+    sweeps its own (a sweep is idempotent)."""
     while not stop.wait(every_seconds):
+        try:  # the pages' hour-long uploads and reports (reads check the hour themselves)
+            uploads.sweep(ctx)
+        except Exception:
+            log.exception("sweeping the upload area failed")
+        if not leader.lead():  # another process does this period's work
+            continue
+        metrics.scheduled_run()
         try:
             ctx.responder.refresh()
         except Exception:  # keep the loop alive; the failure is logged, not hidden
@@ -65,10 +81,6 @@ def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> 
                 approvals.expire_overdue(session)
         except Exception:
             log.exception("expiring overdue signature approvals failed")
-        try:  # the pages' hour-long uploads and reports (reads check the hour themselves)
-            uploads.sweep(ctx)
-        except Exception:
-            log.exception("sweeping the upload area failed")
         if ctx.settings.audit_checkpoint_minutes > 0:
             try:  # anchor the audit log: a signed, time-stamped checkpoint when entries were added
                 every = timedelta(minutes=ctx.settings.audit_checkpoint_minutes)
@@ -77,10 +89,12 @@ def _refresh_loop(ctx: Context, stop: threading.Event, every_seconds: float) -> 
                 log.error("audit log not anchored: %s", exc.detail)
             except Exception:
                 log.exception("the audit log checkpoint failed")
+    leader.release()
 
 
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
+    jsonlog.configure(settings.log_format)
     ctx = Context(settings)
 
     @asynccontextmanager
@@ -92,8 +106,12 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         validation_pool.start()  # pre-started: a small file pays no process start
         stop = threading.Event()
         if scheduler:
+            leader = cluster.leadership(ctx.db)  # scheduled work: once across the cluster
             threading.Thread(
-                target=_refresh_loop, args=(ctx, stop, 60.0), daemon=True, name="ocsp-refresh"
+                target=_refresh_loop,
+                args=(ctx, stop, settings.loop_seconds, leader),
+                daemon=True,
+                name="ocsp-refresh",
             ).start()
         yield
         stop.set()
@@ -131,6 +149,8 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
-    # outermost: OCSP skips the framework
+    # OCSP skips the framework
     app.add_middleware(OcspFront, context=ctx, limiter=app.state.limiter, pool=pool)
+    # outermost: /metrics, /livez, /readyz; request ids and request metrics (OCSP's too)
+    ops_routes.install(app)
     return app
