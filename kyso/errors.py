@@ -131,6 +131,12 @@ class KeyStoreError(KysoError):
     message_vi = "Kho khóa không thực hiện được thao tác."
     message_en = "The key store could not do this."
 
+    def __init__(self, detail: str | None = None, *, vi: str | None = None) -> None:
+        super().__init__(detail, vi=vi)
+        from kyso.observability import metrics  # late: every module imports kyso.errors
+
+        metrics.keystore_error(self.code)
+
 
 class WrongPin(KeyStoreError):
     code = "wrong_pin"

@@ -29,6 +29,7 @@ from kyso.errors import CompromisedKey, InvalidInput, LintFailed
 from kyso.keys.base import KeyAlgorithm, KeyStore, SigningKey
 from kyso.keys.pkcs11 import Pkcs11KeyStore
 from kyso.keys.software import generate_private_key
+from kyso.observability import metrics
 from kyso.pki import lint, profiles
 from kyso.pki.authority import Authority, Identity, spki_sha256
 from kyso.pki.csr import load_csr
@@ -179,6 +180,7 @@ def issue_many(
         )
     _store(session, issued, actor, now)
     record_many(session, events)
+    metrics.certificates_issued(session, (spec.profile.value for spec in specs))
     return issued
 
 

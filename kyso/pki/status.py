@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from kyso import clock
 from kyso.audit.log import Event, record
 from kyso.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
+from kyso.observability import metrics
 from kyso.pki import crl
 from kyso.pki.authority import Authority
 from kyso.pki.ocsp import Responder
@@ -113,6 +114,7 @@ def _change(
             {"reason": reason.value if reason else None, "note": note},
         ),
     )
+    metrics.status_changed(session, kind.value)
     session.flush()
     crl.next_number(session, crl.status_counter(cert.issuer_id))  # stored CRLs are now stale
     Responder(authority).presign(session, cert)

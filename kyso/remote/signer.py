@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import hashes
 
 from kyso.audit.log import Event, record
+from kyso.observability import metrics
 from kyso.registry.access import Principal
 from kyso.remote import activation
 from kyso.remote.central import key_id_of
@@ -69,4 +70,5 @@ def sign_digests(
                 },
             ),
         )
+    metrics.signature_made("digest", entry, len(signatures))
     return signatures

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kyso.audit.log import Event, record
+from kyso.observability import metrics
 from kyso.registry.access import Principal
 from kyso.signing.levels import Level
 
@@ -114,3 +115,4 @@ def audit_signature(
                 },
             ),
         )
+    metrics.signature_made(kind, entry)

@@ -40,6 +40,7 @@ from typing import Any
 
 from kyso import clock
 from kyso.errors import KysoError
+from kyso.observability import metrics
 from kyso.settings import Settings
 from kyso.validation.report import ValidationReport
 
@@ -451,6 +452,7 @@ class ValidationPool:
         except BaseException:
             self._release(worker)  # nothing if the worker was stopped
             raise
+        metrics.validation_finished(kind)
         if kind in ("cpu", "memory"):
             self._retire(worker)  # it leaves by itself after such a job
         else:

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kyso import clock
 from kyso.context import Context
 from kyso.errors import TooManyRequests
+from kyso.observability import metrics
 from kyso.pki.ocsp import MALFORMED, MAX_REQUEST_BYTES, Answer, Query, error_response
 from kyso.ratelimit import Limiter, Purpose
 from kyso.web.ratelimit import SigningPool, client_address
@@ -89,6 +90,7 @@ class OcspFront:
     async def _answer(
         self, scope: Scope, send: Send, request_der: bytes | None, head: bool = False
     ) -> None:
+        source = "refused"  # malformed, or an issuer not ours (counted by kyso's metrics)
         if request_der is None:
             answer = Answer(MALFORMED)
         else:
@@ -98,14 +100,16 @@ class OcspFront:
                 if isinstance(query, Answer):  # malformed, or an issuer not ours
                     answer = query
                 elif (stored := responder.stored(query)) is not None:
-                    answer = stored
+                    answer, source = stored, "presigned"
                 else:
                     answer = await self.pool.run(self._sign, client_address(scope), query)
+                    source = "signed"
             except TooManyRequests:  # over the client's budget, or every thread busy
-                answer = Answer(TRY_LATER)
+                answer, source = Answer(TRY_LATER), "try_later"
             except Exception:  # the relying party gets internalError, the log the cause
                 log.exception("OCSP request failed")
-                answer = Answer(INTERNAL_ERROR)
+                answer, source = Answer(INTERNAL_ERROR), "internal_error"
+        metrics.ocsp_answered(source)
         headers = [
             (b"content-type", _MEDIA_TYPE),
             (b"content-length", str(len(answer.der)).encode()),
