@@ -126,8 +126,10 @@ class NotInitialized(KysoError):
 
 
 class KeyStoreError(KysoError):
+    # The HSM, token or key files are unavailable: the service is, for now (503, as /readyz
+    # says), not broken; kyso.observability counts each one (kyso_keystore_errors_total).
     code = "keystore_error"
-    http_status = 500
+    http_status = 503
     message_vi = "Kho khóa không thực hiện được thao tác."
     message_en = "The key store could not do this."
 

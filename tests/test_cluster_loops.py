@@ -8,7 +8,6 @@ periods, because PostgreSQL frees a session's advisory lock when the session end
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,8 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from conftest import _free_port, make_env, open_instance
+from conftest import make_env, open_instance
+from observability import serving
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from support import postgres as pg
@@ -39,40 +39,6 @@ def pg_url() -> Iterator[str]:
     url, drop = pg.fresh_database(base)
     yield url
     drop()
-
-
-def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    out = log.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "kyso.web.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env={**os.environ, **env, "KYSO_BASE_URL": url},
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/livez", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited; see {log}")
-    process.kill()
-    raise RuntimeError("server did not start in 120 s")
 
 
 def _scheduled(url: str) -> tuple[float, float]:
@@ -102,7 +68,7 @@ def test_two_servers_on_postgresql_run_the_scheduled_work_once_and_hand_over_on_
 ) -> None:
     env = make_env(tmp_path / "home", pg_url, KYSO_LOOP_SECONDS=str(PERIOD))
     open_instance(env).close()
-    servers = [_start(env, tmp_path / f"server-{n}.log") for n in (1, 2)]
+    servers = [serving.start(env, tmp_path / f"server-{n}.log") for n in (1, 2)]
     try:
         urls = [url for _, url in servers]
         # someone leads within a couple of periods
@@ -128,12 +94,7 @@ def test_two_servers_on_postgresql_run_the_scheduled_work_once_and_hand_over_on_
         assert _wait_for(lambda: _scheduled(survivor)[0] >= runs + 2, 4 * PERIOD + 2)
     finally:
         for process, _ in servers:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            serving.stop(process)
 
 
 @pytest.mark.postgres
