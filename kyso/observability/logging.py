@@ -94,7 +94,12 @@ def configure(log_format: str) -> None:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
     root.setLevel(logging.INFO)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()  # uvicorn's text handlers: its records reach the root's
         logger.propagate = True
+    # uvicorn's access log stays off unless asked for (--access-log; it writes query
+    # strings); when on, it is written as JSON too. kyso's own access line is "kyso.access".
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    if uvicorn_access.handlers:
+        uvicorn_access.handlers = [h for h in root.handlers if h.get_name() == _HANDLER_NAME]

@@ -200,7 +200,9 @@ class RequestObserver:
                         }
                     },
                 )
-            jsonlog.reset_request_id(token)
+        # Only once answered: an exception goes on to the app's last handler (outside this
+        # layer), whose log line must still carry the id. The request's task ends with it.
+        jsonlog.reset_request_id(token)
 
 
 def install(app: FastAPI) -> None:
