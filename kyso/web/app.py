@@ -44,7 +44,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def _refresh_loop(
-    ctx: Context, stop: threading.Event, every_seconds: float, leader: cluster.Leadership
+    ctx: Context,
+    stop: threading.Event,
+    every_seconds: float,
+    leader: cluster.Leadership | None = None,
 ) -> None:
     """Keep pre-signed OCSP answers fresh (RFC 5019): sign what is missing or half-expired;
     and forget browser sessions, login challenges, rate-limit buckets and uploads that have
@@ -52,7 +55,8 @@ def _refresh_loop(
 
     The database's share runs once across the cluster per period: only the process that
     leads (kyso.cluster) does it. The upload area is this machine's disk, so every process
-    sweeps its own (a sweep is idempotent)."""
+    sweeps its own (a sweep is idempotent). Without ``leader`` it always runs."""
+    leader = leader or cluster.AlwaysLeader()
     while not stop.wait(every_seconds):
         try:  # the pages' hour-long uploads and reports (reads check the hour themselves)
             uploads.sweep(ctx)
