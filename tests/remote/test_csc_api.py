@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -43,7 +44,7 @@ def api_token(world: World, signer: CentralSigner) -> dict[str, str]:
     with world.ctx.db.session() as session:
         token = clients.create(
             session,
-            f"{signer.user.username}-csc-{len(str(id(signer)))}-{signer.serial[:6]}",
+            f"{signer.user.username}-csc-{secrets.token_hex(3)}",
             ["documents:sign"],
             "cli:test",
             user_id=signer.user.id,
