@@ -137,6 +137,18 @@ def test_not_ready_with_503_when_the_pkcs11_module_is_not_there(
 
 
 @pytest.mark.softhsm
+def test_not_ready_with_503_when_the_token_is_not_in_the_hsm(
+    hsm_instance: Instance, tmp_path: Path
+) -> None:
+    env = {**hsm_instance.env, "KYSO_PKCS11_TOKEN": "khong-co-token-nay"}
+    with serving.serving(env, tmp_path / "server.log") as url:
+        answer = httpx.get(f"{url}/readyz", timeout=30)
+        assert answer.status_code == 503
+        assert answer.json()["failed"] == ["keystore"]
+        assert answer.json()["checks"]["keystore"]["detail"] == "not_found"
+
+
+@pytest.mark.softhsm
 def test_not_ready_when_the_token_disappears_under_a_running_server(
     hsm_instance: Instance, hsm_tokens: softhsm.SoftHsmToken, tmp_path: Path
 ) -> None:
