@@ -57,6 +57,7 @@ from sqlalchemy.orm import Session
 from kyso import clock
 from kyso.errors import Conflict, Forbidden, InvalidInput, KysoError
 from kyso.keys.base import KeyAlgorithm
+from kyso.lifecycle.certificates import common_name
 from kyso.pki.status import CA_PROFILES
 from kyso.registry.access import Action, Principal, require
 from kyso.signing import stamps
@@ -161,7 +162,7 @@ class Finished:
     signed: bytes
     original: bytes
     serial: str
-    holder: str  # the certificate's key location, as the audit entry names it
+    holder: str  # the certificate's holder, as people know them
     context: dict[str, Any]  # what the caller passed to prepare() (upload id, task, ...)
     level: Level
 
@@ -401,9 +402,11 @@ def finish(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     finished = Finished(
-        output.getvalue(), original, row.serial, row.key_location, state["context"], level
+        output.getvalue(), original, row.serial, common_name(row.subject), state["context"], level
     )
     context = finished.context
+    if entry == "page" and context.get("task"):
+        entry = "queue"  # a document a colleague sent for this signature
     audit_signature(
         ctx,
         principal,

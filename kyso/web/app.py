@@ -19,8 +19,10 @@ from kyso.observability import metrics
 from kyso.registry import login_challenges, sessions
 from kyso.remote import approvals
 from kyso.settings import Settings
+from kyso.signing import deferred
 from kyso.validation.pool import ValidationPool
 from kyso.web import (
+    api_agent,
     api_certificates,
     api_delegates,
     api_docs,
@@ -60,6 +62,7 @@ def _refresh_loop(
     while not stop.wait(every_seconds):
         try:  # the pages' hour-long uploads and reports (reads check the hour themselves)
             uploads.sweep(ctx)
+            deferred.sweep(ctx)  # signatures prepared for a USB token (ten minutes)
         except Exception:
             log.exception("sweeping the upload area failed")
         if not leader.lead():  # another process does this period's work
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.include_router(api_certificates.router)
     app.include_router(api_delegates.router)
     app.include_router(api_documents.router)
+    app.include_router(api_agent.router)  # signing with a USB token (kyso.agent)
     app.include_router(api_registry.router)
     app.include_router(csc_api.router)  # the CSC API v1 and v2 (kyso.remote.csc)
     app.include_router(ui.router)
