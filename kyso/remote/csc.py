@@ -549,8 +549,11 @@ def _consent_with_pin(
         approvals.approve(ctx, principal, public_id, factors.PinAndCode(request.pin, request.otp))
     except KysoError:
         # The request leaves the phone: nobody but this client could collect its SAD.
-        with ctx.db.session() as session:
-            approvals.refuse(principal, session, public_id, "PIN/OTP sai qua CSC API")
+        try:
+            with ctx.db.session() as session:
+                approvals.refuse(principal, session, public_id, "PIN/OTP sai qua CSC API")
+        except KysoError:  # already decided elsewhere: the first error is the answer
+            log.warning("could not take approval %s off the phone", public_id)
         raise
     found = approvals.collect_sad(ctx, caller.principal, public_id)
     assert found is not None

@@ -48,13 +48,7 @@ async def _json(request: Request, limit: int = _SMALL) -> dict[str, Any]:
     raw = await _body(request, limit)
     if not raw.strip():
         return {}
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise CscError("invalid_request", "Malformed JSON body") from None
-    if not isinstance(data, dict):
-        raise CscError("invalid_request", "The request body must be a JSON object")
-    return data
+    return await _parsed_json(raw)
 
 
 def _respond(answer: Answer) -> Response:
@@ -192,7 +186,7 @@ async def oauth2_token(request: Request) -> Response:
 async def _parsed_json(raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[…]]]]
         raise CscError("invalid_request", "Malformed JSON body") from None
     if not isinstance(data, dict):
         raise CscError("invalid_request", "The request body must be a JSON object")

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -417,6 +418,7 @@ def test_a_key_of_the_other_type_is_refused_before_the_sad_is_spent(
         ),
         (b'{"credentialID": "k", "numSignatures": 1, "hash": []}', 400, "Empty hash array"),
         (b'{"x": "' + b"a" * 300_000 + b'"}', 413, None),
+        (b"[" * 50_000 + b"]" * 50_000, 400, "Malformed JSON body"),
     ],
 )
 def test_malformed_requests_get_the_specifications_errors(
@@ -531,3 +533,23 @@ def test_timestamp_is_an_rfc3161_token_over_the_hash_with_the_nonce(
     assert isinstance(info, tsp.TSTInfo)
     assert info["message_imprint"]["hashed_message"].native == digest
     assert info["nonce"].native == 0x0A1B2C3D
+
+
+def test_a_v1_authorize_waits_for_the_phone_no_longer_than_the_setting(
+    central_instance, world: World
+) -> None:  # type: ignore[no-untyped-def]
+    apps: dict[tuple[str, str], TestClient] = {}
+    quick = app_client(central_instance, apps, csc_wait_seconds=1)
+    try:
+        signer = central_signer(world)
+        started = time.monotonic()
+        answer = quick.post(
+            "/csc/v1/credentials/authorize",
+            headers=api_token(world, signer),
+            json=authorize_body("v1", signer.key_id, digests("chờ"), None, None),
+        )
+        assert 1 <= time.monotonic() - started < 10
+        assert_csc_error(answer, 400, "expired_request")
+    finally:
+        for client in apps.values():
+            client.__exit__(None, None, None)
