@@ -198,6 +198,25 @@ def candidates(principal: Principal, session: Session, serial: str) -> list[Cler
     return [Clerk(u.username, u.full_name) for u in _clerks(session, unit) if u.id not in taken]
 
 
+@dataclass(frozen=True)
+class SealView:
+    """What a certificate page shows of a central seal: its users and, for one who may
+    change them, the unit's users who could still be granted it."""
+
+    listed: SealDelegates
+    may_manage: bool
+    clerks: list[Clerk]
+
+
+def view(principal: Principal, session: Session, serial: str) -> SealView:
+    listed = list_delegates(principal, session, serial)
+    try:
+        clerks = candidates(principal, session, serial)
+    except Forbidden:
+        return SealView(listed, False, [])
+    return SealView(listed, True, clerks)
+
+
 def _user(session: Session, username: str) -> User:
     name = (username or "").strip().lower()
     user = (

@@ -30,6 +30,7 @@ from kyso.lifecycle import certificates
 from kyso.lifecycle.certificates import common_name, shown_status
 from kyso.registry import organizations, spreadsheets
 from kyso.registry.access import Action, Principal
+from kyso.remote import central, delegates
 from kyso.store.models import (
     Certificate,
     IdentityRole,
@@ -370,6 +371,8 @@ def _uses(cert: x509.Certificate, _: Any) -> list[str]:
 
 def _key_place(location: str, device: KeyDevice | None, _: Any) -> str:
     """Where the private key lives, by kind only: never a key id, label or PIN."""
+    if central.is_central(location):
+        return _("In the central signing HSM")
     if location.startswith("token:") or (device is not None and location == "csr"):
         return _("On a USB token held by the subscriber")
     if location.startswith("pkcs11:"):
@@ -436,8 +439,14 @@ def _detail(
         + [(r.value, labels.label("reason", r, _)) for r in REVOKE_REASONS],
         "errors": errors or {},
         "form": form or {},
+        "seal": _seal_view(ctx, viewer.principal, row) if delegates.is_central_seal(row) else None,
     }
     return render(request, "certificates/detail.html", context, status_code=status_code)
+
+
+def _seal_view(ctx: Context, principal: Principal, row: Certificate) -> delegates.SealView:
+    with ctx.db.read() as session:
+        return delegates.view(principal, session, row.serial)
 
 
 def colons(data: bytes) -> str:
@@ -600,4 +609,72 @@ def revoke(
         return _detail(request, ctx, viewer, serial, errors=errors, form=form, status_code=422)
     return _change(
         request, ctx, viewer, serial, "revoke", reason=chosen, note=_clean_note(note), form=form
+    )
+
+
+# -- the users of a central seal -----------------------------------------------------------
+Username = Annotated[str, Form(max_length=100)]
+
+
+def _delegates_changed(
+    request: Request, ctx: Context, viewer: Any, serial: str, change: Any, done: str
+) -> Response:
+    """Grant or revoke through the service; a refusal is shown next to the seal's list."""
+    try:
+        with ctx.db.session() as session:
+            change(session)
+    except KysoError as exc:
+        if exc.http_status in (401, 403) or (
+            exc.http_status == 404 and not isinstance(exc, delegates.NotADelegate)
+        ):
+            raise
+        return _detail(
+            request,
+            ctx,
+            viewer,
+            serial,
+            errors={"username": exc.message(guard.language(request))},
+            status_code=exc.http_status,
+        )
+    return guard.redirect(request, f"/certificates/{serial}", done)
+
+
+@router.post("/certificates/{serial}/delegates", include_in_schema=False)
+def grant_delegate(
+    request: Request, ctx: Ctx, viewer: SignedIn, serial: str, username: Username = ""
+) -> Response:
+    _ = guard.environment_gettext(request)
+    if not username.strip():
+        with ctx.db.read() as session:  # the right first: nobody learns more from a 422
+            delegates.candidates(viewer.principal, session, serial)
+        return _detail(
+            request,
+            ctx,
+            viewer,
+            serial,
+            errors={"username": _("Choose a user of the unit.")},
+            status_code=422,
+        )
+    return _delegates_changed(
+        request,
+        ctx,
+        viewer,
+        serial,
+        lambda session: delegates.grant(viewer.principal, session, serial, username),
+        _("The user may now apply the seal (each time approved on their phone)."),
+    )
+
+
+@router.post("/certificates/{serial}/delegates/{username}/revoke", include_in_schema=False)
+def revoke_delegate(
+    request: Request, ctx: Ctx, viewer: SignedIn, serial: str, username: str
+) -> Response:
+    _ = guard.environment_gettext(request)
+    return _delegates_changed(
+        request,
+        ctx,
+        viewer,
+        serial,
+        lambda session: delegates.revoke(viewer.principal, session, serial, username),
+        _("The user may no longer apply the seal."),
     )
