@@ -572,8 +572,9 @@ def _announce(ctx: Context, public_id: str) -> None:
         from kyso.remote import push  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return
-    try:
-        push.announce(ctx, public_id)
+    try:  # in the background when it can: the push services may be slow to answer
+        later = getattr(push, "announce_in_background", None)
+        (later or push.announce)(ctx, public_id)
     except Exception:  # a push service's failure never loses the request
         log.exception("announcing approval %s to the phone failed", public_id)
 
