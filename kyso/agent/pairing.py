@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kyso.agent.errors import NotPaired, Replayed, WrongPairingCode
+from kyso.errors import TooManyRequests
 
 #: How far a request's time may be from the agent's clock (the page and the agent run on
 #: the same computer, so this is about slow networks inside it, not clock drift).
@@ -112,10 +113,7 @@ class Pairings:
         with self._lock:
             self._codes = [t for t in self._codes if now - t < 60]
             if len(self._codes) >= CODES_PER_MINUTE:
-                raise WrongPairingCode(
-                    "too many codes asked for; wait a minute",
-                    vi="xin mã quá nhiều lần; hãy chờ một phút",
-                )
+                raise TooManyRequests("pairing codes", vi="xin mã ghép nối")
             self._codes.append(now)
             code = f"{secrets.randbelow(10**6):06d}"
             self._pending = _Pending(secrets.token_hex(8), code, origin, now + CODE_SECONDS)
