@@ -80,8 +80,8 @@ def test_two_servers_on_postgresql_run_the_scheduled_work_once_and_hand_over_on_
         assert len(leaders) == 1, after
         leader, other = leaders[0], 1 - leaders[0]
         made = [after[i][0] - before[i] for i in (0, 1)]
-        # the leader ran about once per period (a run takes some time of its own) ...
-        assert 3 <= made[leader] <= 7, made
+        # the leader ran about once per period (a run takes time of its own; CI is busy) ...
+        assert 2 <= made[leader] <= 7, made
         # ... and the other never did
         assert after[other][0] == 0, after
 
