@@ -1,5 +1,13 @@
 """Demo data for `kyso init --demo`: the Bắc Kạn tree of units, a few hundred subscribers,
-four users (one per role) and a stock of key devices, some of them handed over.
+users (one per role, and a leader and a records clerk of Ba Bể who sign with keys in the
+central signing HSM) and a stock of key devices, some of them handed over.
+
+Remote signing: the Ba Bể leader (``lanhdao``) has an individual certificate and the
+district its seal with keys made in the central HSM (the software stand-in of
+:mod:`kyso.remote.central` unless ``KYSO_HSM_MODULE`` is set), both through the ordinary
+request workflow; the district's clerk (``vanthu``) is the seal's delegate. Both have the
+PIN + TOTP fallback enrolled to approve each signature; the PIN and the TOTP secret are
+printed with the passwords (demo only).
 
 Everything but the passwords and TOTP secrets is deterministic (a seeded generator), so two
 demo instances list the same people; the secrets are random and are printed once and written
@@ -28,10 +36,12 @@ from kyso.errors import Conflict
 from kyso.keys.base import KeyAlgorithm
 from kyso.lifecycle import workflow
 from kyso.lifecycle.forms import KeySource
-from kyso.registry import devices, organizations, people, users
+from kyso.registry import devices, organizations, people, totp, users
 from kyso.registry import fields as f
 from kyso.registry.access import Principal, cli_principal
+from kyso.remote import delegates, factors
 from kyso.store.models import (
+    Certificate,
     DeviceKind,
     Organization,
     OrgKind,
@@ -39,6 +49,7 @@ from kyso.store.models import (
     RequestType,
     Role,
     Sector,
+    User,
 )
 
 UNITS_CSV = Path(__file__).resolve().parent / "data" / "backan-demo-units.csv"
@@ -101,6 +112,7 @@ class DemoUser:
     password: str
     totp_secret: str | None
     totp_uri: str | None
+    signing_pin: str | None = None  # the PIN + TOTP fallback for approving central signatures
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,7 @@ class DemoData:
                     "unit": u.unit,
                     "password": u.password,
                     "totp_secret": u.totp_secret,
+                    "signing_pin": u.signing_pin,
                 }
                 for u in self.users
             ],
@@ -353,6 +366,11 @@ def _load_users(
 ) -> list[DemoUser]:
     signer_unit = units["UBND xã Khang Ninh"]
     signer_person = next(p for p in persons if p.organization_id == signer_unit.id)
+    ba_be = units[CENTRAL_UNIT]
+    leader = next(
+        p for p in persons if p.organization_id == ba_be.id and p.position == "Chủ tịch UBND"
+    )
+    clerk = next(p for p in persons if p.organization_id == ba_be.id and p.position == "Văn thư")
     plan = [
         (
             "admin",
@@ -370,6 +388,8 @@ def _load_users(
             None,
         ),
         ("signer", signer_person.full_name, Role.SIGNER, signer_unit.name, signer_person),
+        (CENTRAL_LEADER, leader.full_name, Role.SIGNER, CENTRAL_UNIT, leader),
+        (CENTRAL_CLERK, clerk.full_name, Role.SIGNER, CENTRAL_UNIT, clerk),
     ]
     made = []
     for username, full_name, role, unit_name, person in plan:
@@ -387,21 +407,28 @@ def _load_users(
                 person=person.public_id if person else None,
             ),
         )
-        made.append(
-            DemoUser(
-                username,
-                role,
-                unit_name,
-                password,
-                created.totp.secret if created.totp else None,
-                created.totp.uri if created.totp else None,
+        secret = created.totp.secret if created.totp else None
+        uri = created.totp.uri if created.totp else None
+        pin = None
+        if username in (CENTRAL_LEADER, CENTRAL_CLERK):
+            # Each central signature is approved with the signing PIN and a TOTP code (the
+            # fallback for a phone without WebAuthn); the TOTP secret is also the login's.
+            pin = f"{secrets.randbelow(10**6):06d}"
+            enrolment = factors.enrol_pin_and_code(
+                session, created.user, pin, name="Điện thoại (dữ liệu mẫu)", actor=principal.actor
             )
-        )
+            if enrolment.totp_secret is not None:
+                secret = enrolment.totp_secret
+                uri = totp.provisioning_uri(secret, username)
+        made.append(DemoUser(username, role, unit_name, password, secret, uri, pin))
     return made
 
 
 DEMO_INDIVIDUALS = 40  # besides the demo signer: enough for the dashboard's charts
 DEMO_ORGANIZATIONS = 12
+# Remote signing: a leader's key and a seal in the central HSM, the seal's clerk as delegate.
+CENTRAL_UNIT = "UBND huyện Ba Bể"
+CENTRAL_LEADER, CENTRAL_CLERK = "lanhdao", "vanthu"
 
 
 def _load_certificates(
@@ -419,33 +446,77 @@ def _load_certificates(
     assert admin is not None and signer is not None
     approver = users.principal_for_user(session, admin)
     by_id = {org.id: org for org in units.values()}
+    leader = users.by_username(session, CENTRAL_LEADER)
+    assert leader is not None
     chosen = [p for p in persons if p.id == signer.person_id]
-    others = [p for p in persons if p.id != signer.person_id]
+    others = [p for p in persons if p.id not in (signer.person_id, leader.person_id)]
     chosen += rng.sample(others, min(DEMO_INDIVIDUALS, len(others)))
     count = 0
     for person in chosen:
         unit = by_id[person.organization_id]
-        form = {
-            "full_name": person.full_name,
-            "date_of_birth": person.date_of_birth.strftime("%d/%m/%Y")
-            if person.date_of_birth
-            else None,
-            "id_number": person.id_number,
-            "id_issue_date": person.id_issue_date.isoformat() if person.id_issue_date else None,
-            "id_issue_place": person.id_issue_place,
-            "email": person.email,
-            "position": person.position,
-            "mobile": person.mobile,
-        }
-        count += _through_workflow(ctx, session, approver, RequestType.NEW_INDIVIDUAL, form, unit)
+        form = _individual_form(person)
+        _through_workflow(ctx, session, approver, RequestType.NEW_INDIVIDUAL, form, unit)
+        count += 1
     seal_units = [u for u in units.values() if u.email][:DEMO_ORGANIZATIONS]
     signer_unit = by_id.get(signer.organization_id or 0)
     if signer_unit is not None and signer_unit not in seal_units:
         seal_units.append(signer_unit)
     for unit in seal_units:
         form = {"recipient_name": "Văn thư " + unit.name}
-        count += _through_workflow(ctx, session, approver, RequestType.NEW_ORGANIZATION, form, unit)
-    return count
+        _through_workflow(ctx, session, approver, RequestType.NEW_ORGANIZATION, form, unit)
+        count += 1
+    return count + _load_central(ctx, session, approver, units, persons, leader)
+
+
+def _load_central(
+    ctx: Context,
+    session: Session,
+    approver: Principal,
+    units: dict[str, Organization],
+    persons: list[Person],
+    leader: User,
+) -> int:
+    """The leader's key and the district's seal in the central signing HSM (requests with the
+    "central HSM" key location), and the district's clerk allowed to apply the seal."""
+    unit = units[CENTRAL_UNIT]
+    person = next(p for p in persons if p.id == leader.person_id)
+    _through_workflow(
+        ctx,
+        session,
+        approver,
+        RequestType.NEW_INDIVIDUAL,
+        _individual_form(person),
+        unit,
+        KeySource.CENTRAL,
+    )
+    clerk = users.by_username(session, CENTRAL_CLERK)
+    assert clerk is not None
+    seal = _through_workflow(
+        ctx,
+        session,
+        approver,
+        RequestType.NEW_ORGANIZATION,
+        {"recipient_name": clerk.full_name, "recipient_position": "Văn thư"},
+        unit,
+        KeySource.CENTRAL,
+    )
+    delegates.grant(approver, session, seal, clerk.username)
+    return 2
+
+
+def _individual_form(person: Person) -> dict[str, object]:
+    return {
+        "full_name": person.full_name,
+        "date_of_birth": person.date_of_birth.strftime("%d/%m/%Y")
+        if person.date_of_birth
+        else None,
+        "id_number": person.id_number,
+        "id_issue_date": person.id_issue_date.isoformat() if person.id_issue_date else None,
+        "id_issue_place": person.id_issue_place,
+        "email": person.email,
+        "position": person.position,
+        "mobile": person.mobile,
+    }
 
 
 def _through_workflow(
@@ -455,7 +526,9 @@ def _through_workflow(
     kind: RequestType,
     form: Mapping[str, object],
     unit: Organization,
-) -> int:
+    key_source: KeySource = KeySource.SERVER,
+) -> str:
+    """Made, submitted and approved (so issued); the certificate's serial."""
     request = workflow.create(
         approver,
         session,
@@ -465,13 +538,18 @@ def _through_workflow(
             form={k: v for k, v in form.items() if v is not None},
             unit=unit.public_id,
             subject_unit=unit.public_id,
-            key_source=KeySource.SERVER,
-            key_algorithm=KeyAlgorithm.EC_P256,
+            key_source=key_source,
+            # RSA for the central keys: what CSC clients and older PDF readers expect
+            key_algorithm=KeyAlgorithm.RSA_2048
+            if key_source is KeySource.CENTRAL
+            else KeyAlgorithm.EC_P256,
         ),
     )
     workflow.submit(approver, session, ctx.settings, request.public_id)
-    workflow.approve(approver, session, ctx.authority, request.public_id)
-    return 1
+    done = workflow.approve(approver, session, ctx.authority, request.public_id)
+    cert = session.get(Certificate, done.certificate_id)
+    assert cert is not None
+    return cert.serial
 
 
 def _load_devices(
@@ -549,6 +627,8 @@ def _write_credentials(path: Path, demo_users: list[DemoUser]) -> None:
         if u.totp_secret:
             lines.append(f"\tTOTP secret: {u.totp_secret}")
             lines.append(f"\t{u.totp_uri}")
+        if u.signing_pin:
+            lines.append(f"\tsigning PIN (central HSM, demo only): {u.signing_pin}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -552,3 +552,9 @@ def print_demo(data: Any) -> None:
         out.print(f"    password: {escape(u.password)}", highlight=False, soft_wrap=True)
         if u.totp_secret:
             out.print(f"    TOTP secret: {u.totp_secret}", highlight=False, soft_wrap=True)
+        if getattr(u, "signing_pin", None):
+            out.print(
+                f"    signing PIN (central HSM, demo only): {u.signing_pin}",
+                highlight=False,
+                soft_wrap=True,
+            )

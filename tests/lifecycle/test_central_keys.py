@@ -315,3 +315,125 @@ def test_the_api_takes_the_central_hsm_as_key_source_and_issues_into_it(
         json={"type": "new_individual", "form": individual_form(), "key_source": "hsm"},
     )
     assert wrong.status_code == 422
+
+
+def test_the_request_page_offers_the_central_hsm_and_the_approvers_see_it(
+    world: World, api: TestClient
+) -> None:
+    from ui.conftest import Web
+
+    officer = Web(TestClient(api.app, raise_server_exceptions=False), world).login("officer")
+    admin = Web(TestClient(api.app, raise_server_exceptions=False), world).login("admin1")
+    blank = officer.get("/requests/new/01")
+    assert 'value="central"' in blank.text and "HSM ký tập trung" in blank.text
+    sent = officer.post(
+        "/requests/new/01", {**individual_form(), "key_source": "central", "action": "submit"}
+    )
+    assert sent.status_code == 303, sent.text
+    rid = sent.headers["location"].split("/")[-1].split("?")[0]
+    with world.ctx.db.read() as session:
+        stored = session.execute(
+            select(CertificateRequest).where(CertificateRequest.public_id == rid)
+        ).scalar_one()
+        assert workflow.envelope(stored).key.source is KeySource.CENTRAL  # type: ignore[union-attr]
+
+    shown = officer.get(f"/requests/{rid}")
+    assert "Tạo trong HSM ký tập trung" in shown.text
+    queue = admin.get("/approvals")
+    row = next(line for line in queue.text.splitlines() if f"/requests/{rid}" in line)
+    assert row  # the request is listed; its form column says where the key is made
+    assert "HSM ký tập trung" in queue.text.split(f"/requests/{rid}")[1].split("</tr>")[0]
+
+    approved = admin.post(f"/requests/{rid}/approve", {})
+    assert approved.status_code == 303, approved.text
+    with world.ctx.db.read() as session:
+        request = session.execute(
+            select(CertificateRequest).where(CertificateRequest.public_id == rid)
+        ).scalar_one()
+        cert = session.get(Certificate, request.certificate_id)
+        assert cert is not None and cert.key_location.startswith("hsm:")
+    page = admin.get(f"/certificates/{cert.serial}")
+    assert "Trong HSM ký tập trung" in page.text
+
+
+def test_the_demo_has_a_central_leader_and_a_central_seal_its_clerk_can_apply(
+    tmp_path: Path,
+) -> None:
+    """`kyso init --demo` (no KYSO_HSM_MODULE: the software stand-in) issues both through the
+    workflow; the printed PIN and TOTP secret approve a signature with the seal."""
+    import base64
+    import hashlib
+
+    from conftest import make_env
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+    from support.cli import kyso
+
+    from kyso import clock
+    from kyso.context import Context
+    from kyso.registry import totp
+    from kyso.remote import approvals, factors
+    from kyso.remote.signer import sign_digests
+    from kyso.settings import Settings
+    from kyso.store.models import ApprovalPurpose
+
+    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'kyso.db'}")
+    made = kyso(env, "init", "--demo", "--json")
+    assert made.returncode == 0, made.stderr
+    people = {u["username"]: u for u in json.loads(made.stdout)["demo"]["users"]}
+    clerk_pin, clerk_secret = people["vanthu"]["signing_pin"], people["vanthu"]["totp_secret"]
+    assert people["lanhdao"]["signing_pin"] and clerk_pin and clerk_secret
+
+    ctx = Context(Settings.from_env(env))
+    try:
+        with ctx.db.read() as session:
+            leader = session.execute(select(User).where(User.username == "lanhdao")).scalar_one()
+            clerk = session.execute(select(User).where(User.username == "vanthu")).scalar_one()
+            leaders = (
+                session.execute(
+                    select(Certificate).where(Certificate.person_id == leader.person_id)
+                )
+                .scalars()
+                .all()
+            )
+            assert [central.is_central(c.key_location) for c in leaders] == [True]
+            seal = session.execute(
+                select(Certificate).where(
+                    Certificate.organization_id == clerk.organization_id,
+                    Certificate.profile == Profile.ORGANIZATION,
+                )
+            ).scalar_one()
+            listed = delegates.list_delegates(
+                approvals.signer_principal(session, clerk), session, seal.serial
+            )
+            assert [d.username for d in listed.delegates] == ["vanthu"]
+            as_clerk = approvals.signer_principal(session, clerk)
+        digest = hashlib.sha256(b"Cong van so 12/UBND-VP").digest()
+        with ctx.db.session() as session:
+            public_id = approvals.ask(
+                ctx,
+                as_clerk,
+                session,
+                approvals.Request(
+                    signer=session.merge(clerk),
+                    key_id=central.key_id_of(seal.key_location),
+                    purpose=ApprovalPurpose.CSC,
+                    items=[approvals.ItemSpec("Công văn 12", base64.b64encode(digest).decode())],
+                ),
+            ).public_id
+        code = totp.code_at(clerk_secret, clock.timestamp())
+        approvals.approve(ctx, as_clerk, public_id, factors.PinAndCode(clerk_pin, code))
+        found = approvals.collect_sad(ctx, as_clerk, public_id)
+        assert found is not None
+        with ctx.db.read() as session:
+            binding = approvals.binding_of(approvals.get(as_clerk, session, public_id))
+        [signature] = sign_digests(ctx, as_clerk, found[0], binding, [digest], entry="test")
+        x509.load_der_x509_certificate(seal.der).public_key().verify(  # type: ignore[union-attr]
+            signature,
+            digest,
+            padding.PKCS1v15(),  # type: ignore[call-arg]
+            Prehashed(hashes.SHA256()),  # type: ignore[call-arg]
+        )
+    finally:
+        ctx.close()

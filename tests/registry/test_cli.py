@@ -58,7 +58,7 @@ def test_init_demo_prints_the_demo_users_once(demo) -> None:
     assert result["demo"]["organizations"] == 385
     assert result["demo"]["people"] >= 300
     users = {u["username"]: u for u in result["demo"]["users"]}
-    assert set(users) == {"admin", "auditor", "babe", "signer"}
+    assert set(users) == {"admin", "auditor", "babe", "signer", "lanhdao", "vanthu"}
     assert len(users["admin"]["password"]) >= 10
     assert len(totp.code_at(users["admin"]["totp_secret"], 0)) == 6  # a working secret
     credentials = home / "demo-users.txt"

@@ -71,15 +71,21 @@ def test_the_demo_users_and_their_credentials_file(registry) -> None:
         ("auditor", Role.AUDITOR),
         ("babe", Role.UNIT_OFFICER),
         ("signer", Role.SIGNER),
+        ("lanhdao", Role.SIGNER),  # signs with a key in the central HSM
+        ("vanthu", Role.SIGNER),  # applies the district's central seal
     }
     mode = stat.S_IMODE(data.credentials_file.stat().st_mode)
     assert mode == 0o600
     text = data.credentials_file.read_text(encoding="utf-8")
     for user in data.users:
         assert user.username in text and user.password in text
-        assert (user.totp_secret is not None) == (user.role in (Role.PROVINCE_ADMIN, Role.AUDITOR))
+        assert (user.totp_secret is not None) == (
+            user.role in (Role.PROVINCE_ADMIN, Role.AUDITOR) or user.signing_pin is not None
+        )
         if user.totp_secret:
             assert user.totp_secret in text
+        if user.signing_pin:
+            assert user.signing_pin in text
     with registry.ctx.db.read() as session:
         signer = session.execute(select(User).where(User.username == "signer")).scalar_one()
         assert signer.person_id is not None
