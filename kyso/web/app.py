@@ -17,7 +17,7 @@ from kyso.context import Context
 from kyso.observability import logging as jsonlog
 from kyso.observability import metrics
 from kyso.registry import login_challenges, sessions
-from kyso.remote import approvals
+from kyso.remote import approvals, webauthn
 from kyso.settings import Settings
 from kyso.signing import deferred
 from kyso.validation.pool import ValidationPool
@@ -81,6 +81,7 @@ def _refresh_loop(
             with ctx.db.session() as session:
                 ratelimit.sweep(session)
                 login_challenges.sweep(session)
+                webauthn.sweep(session)  # phone enrolment challenges past their five minutes
         except Exception:
             log.exception("sweeping rate-limit buckets and login challenges failed")
         try:  # consent requests past their time expire (reads check it themselves too)
