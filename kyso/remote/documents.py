@@ -363,7 +363,7 @@ def _announce(ctx: Context, public_id: str) -> None:
     except ImportError:
         return
     try:
-        push.announce(ctx, public_id)
+        push.announce_in_background(ctx, public_id)
     except Exception:  # a push service's failure never loses the request
         log.exception("announcing approval %s to the phone failed", public_id)
 

@@ -17,7 +17,7 @@ from kyso.context import Context
 from kyso.observability import logging as jsonlog
 from kyso.observability import metrics
 from kyso.registry import login_challenges, sessions
-from kyso.remote import approvals, webauthn
+from kyso.remote import approvals, webauthn, webhooks
 from kyso.settings import Settings
 from kyso.signing import deferred
 from kyso.validation.pool import ValidationPool
@@ -89,6 +89,10 @@ def _refresh_loop(
                 approvals.expire_overdue(session)
         except Exception:
             log.exception("expiring overdue signature approvals failed")
+        try:  # the outcome of central-key signatures, to the systems that gave a callback URL
+            webhooks.retry_due(ctx)
+        except Exception:
+            log.exception("sending the signature webhooks failed")
         if ctx.settings.audit_checkpoint_minutes > 0:
             try:  # anchor the audit log: a signed, time-stamped checkpoint when entries were added
                 every = timedelta(minutes=ctx.settings.audit_checkpoint_minutes)
