@@ -17,6 +17,7 @@ from kyso.web.ui import (
     devices,
     home,
     people,
+    phone,
     requests,
     sign,
     sign_queue,
@@ -38,7 +39,9 @@ AREAS = (
     verify,
     ca_info,
     audit_log,
+    phone,
 )
 router = APIRouter(include_in_schema=False)
 for area in AREAS:
     router.include_router(area.router)
+router.include_router(phone.api)  # /m/api: the phone page's JSON (errors in JSON)
