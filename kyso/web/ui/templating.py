@@ -23,11 +23,13 @@ from kyso.web.ui import i18n, labels
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # Pages are only ever shown by kyso itself: no framing, no third-party scripts or styles.
+# connect-src also allows the user's own computer: the signing page talks to the local
+# signing agent for USB tokens on 127.0.0.1 (kyso.agent).
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; "
-        "base-uri 'none'"
+        "script-src 'self'; connect-src 'self' http://127.0.0.1:*; object-src 'none'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
