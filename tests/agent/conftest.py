@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -87,11 +88,11 @@ class Agent:
         return path.read_text().splitlines() if path.exists() else []
 
 
-@pytest.fixture(scope="module")
-def agent(
-    hsm_tokens: softhsm.SoftHsmToken, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_agent(
+    hsm_tokens: softhsm.SoftHsmToken, home: Path, origin: str = ORIGIN
 ) -> Iterator[Agent]:
-    home = tmp_path_factory.mktemp("agent")
+    """``kyso agent`` for ``origin`` on a free port, its PIN read from ``home/pin``."""
     program = home / "pin.py"
     program.write_text(PIN_PROGRAM)
     pin_file = home / "pin"
@@ -101,7 +102,7 @@ def agent(
     process = subprocess.Popen(
         [
             sys.executable, "-m", "kyso.cli.main", "agent",
-            "--origin", ORIGIN,
+            "--origin", origin,
             "--module", hsm_tokens.module,
             "--token", AGENT_TOKEN,
             "--port", str(port),
@@ -113,16 +114,24 @@ def agent(
         stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
-    running = Agent(process, port, home / "config", pin_file)
+    started = Agent(process, port, home / "config", pin_file)
     try:
-        running.wait_for(r"kyso agent .*127\.0\.0\.1:\d+")
-        yield running
+        started.wait_for(r"kyso agent .*127\.0\.0\.1:\d+")
+        yield started
     finally:
         process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def agent(
+    hsm_tokens: softhsm.SoftHsmToken, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Agent]:
+    with running_agent(hsm_tokens, tmp_path_factory.mktemp("agent")) as started:
+        yield started
 
 
 @dataclass
