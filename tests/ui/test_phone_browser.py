@@ -28,6 +28,7 @@ from conftest import Instance
 from support.remote import CentralSigner, central_signer
 from support.world import make_world
 
+from kyso.registry import sessions
 from kyso.remote import approvals
 from kyso.store.models import ApprovalPurpose, ApprovalState, User
 
@@ -239,3 +240,51 @@ def test_a_signer_enrols_the_phone_approves_by_fingerprint_refuses_and_revokes(
     assert answer["status"] == 401 and answer["body"]["code"] == "webauthn_refused"
     assert _state(instance, signer, third) is ApprovalState.WAITING
     context.close()
+
+
+def test_the_phone_app_is_installable_and_its_json_needs_a_login_and_the_csrf_token(
+    central_instance: Instance, phone_server: str
+) -> None:
+    """The manifest and the service worker a browser installs, and the guards of /m/api."""
+    with httpx.Client(base_url=phone_server, timeout=10) as http:
+        manifest = http.get("/static/phone/manifest.webmanifest")
+        assert manifest.headers["content-type"].startswith("application/manifest+json")
+        app = manifest.json()
+        assert (app["name"], app["start_url"], app["display"]) == (
+            "kyso – Ký số",
+            "/m",
+            "standalone",
+        )
+        worker = http.get("/m/sw.js")
+        assert worker.headers["service-worker-allowed"] == "/m"
+        assert worker.headers["content-type"].startswith("text/javascript")
+        assert "showNotification" in worker.text
+
+        anonymous = http.get("/m/api/pending", headers={"accept": "application/json"})
+        assert anonymous.status_code == 401 and anonymous.json()["code"] == "login_required"
+
+        signer = _signer(central_instance)
+        with central_instance.ctx.db.session() as session:
+            token = sessions.start(session, session.get(User, signer.user.id))
+        http.cookies.set("kyso_sid", token)
+        page = http.get("/m", headers={"accept": "text/html"})
+        csrf = re.search(r'data-csrf="([^"]+)"', page.text)
+        assert page.status_code == 200 and csrf
+        forged = http.post("/m/api/push/subscribe", json={"endpoint": "https://x.example/1"})
+        assert forged.status_code == 403 and forged.json()["code"] == "csrf"
+
+        # the PIN + OTP fallback through the plain form (no script needed)
+        public_id = _ask(central_instance, signer, "Báo cáo quý IV")
+        assert "Báo cáo quý IV" in http.get("/m", headers={"accept": "text/html"}).text
+        wrong = http.post(
+            f"/m/approvals/{public_id}/pin",
+            data={"pin": "000000", "code": signer.code(), "csrf_token": csrf.group(1)},
+        )
+        assert wrong.status_code == 303
+        assert _state(central_instance, signer, public_id) is ApprovalState.WAITING
+        right = http.post(
+            f"/m/approvals/{public_id}/pin",
+            data={"pin": signer.pin, "code": signer.code(), "csrf_token": csrf.group(1)},
+        )
+        assert right.status_code == 303 and right.headers["location"] == "/m"
+        assert _state(central_instance, signer, public_id) is ApprovalState.APPROVED

@@ -38,8 +38,10 @@ SCOPE = "/m"
 
 async def json_request(request: Request) -> None:
     """The page checks (CSRF on every unsafe method), with errors answered in JSON."""
-    await guard.ui_request(request)
-    request.state.ui = False
+    try:
+        await guard.ui_request(request)
+    finally:
+        request.state.ui = False  # a refusal too is answered in JSON
 
 
 router = APIRouter(dependencies=[Depends(guard.ui_request)])
