@@ -79,6 +79,8 @@ if TYPE_CHECKING:
 
 #: How long a prepared signature waits for the token's signature.
 PREPARED_SECONDS = 600
+#: Prepared signatures one user may have waiting at once; older ones are dropped first.
+MAX_PREPARED_PER_USER = 10
 #: The levels a token signature can reach here (B-LT would need the pre-sign validation
 #: data carried across processes; sign B-T and extend it later).
 LEVELS = (Level.B_B, Level.B_T)
@@ -240,7 +242,11 @@ def prepare(
     algorithm = KeyAlgorithm.of_public_key(certificate.public_key())
     md = algorithm.default_hash().name
     prepared_id = secrets.token_urlsafe(16)
-    folder = _area(ctx, principal) / prepared_id
+    area = _area(ctx, principal)
+    waiting = sorted((p for p in area.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in waiting[: max(0, len(waiting) - MAX_PREPARED_PER_USER + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    folder = area / prepared_id
     pdf, state = asyncio.run(_prepare(ctx, content, certificate, md, level, appearance))
     folder.mkdir(mode=0o700)
     (folder / "original.pdf").write_bytes(content)

@@ -208,7 +208,10 @@ class TokenHolder:
 
 
 def token_holder(
-    world: World, hsm_tokens: softhsm.SoftHsmToken, full_name: str = "Nông Văn Dền"
+    world: World,
+    hsm_tokens: softhsm.SoftHsmToken,
+    full_name: str = "Nông Văn Dền",
+    algorithm: KeyAlgorithm = KeyAlgorithm.RSA_2048,
 ) -> TokenHolder:
     """A person, their user, and an individual certificate whose key was made in the USB token
     (and written beside it, as a CA's registration desk does)."""
@@ -255,7 +258,7 @@ def token_holder(
                 store,
                 profile=Profile.INDIVIDUAL,
                 subject=f"CN={full_name} {tag},O={org.name},C=VN",
-                algorithm=KeyAlgorithm.RSA_2048,
+                algorithm=algorithm,
                 actor="cli:test",
             )
             session.execute(

@@ -212,3 +212,30 @@ def test_a_system_token_cannot_sign_with_a_persons_token(
     )
     refused = prepare(kyso, system)
     assert refused.status_code == 403
+
+
+def test_an_ecdsa_key_on_the_token_signs_too(
+    world, kyso: TestClient, page: Page, hsm_tokens
+) -> None:  # type: ignore[no-untyped-def]
+    """CKM_ECDSA: the agent DER-encodes (r, s) as CMS wants (RFC 5753 §7.2)."""
+    from kyso.keys.base import KeyAlgorithm
+
+    holder = token_holder(world, hsm_tokens, full_name="Ma Thị Thu", algorithm=KeyAlgorithm.EC_P256)
+    body = prepare(kyso, holder, level="B-B").json()
+    done = finish(kyso, holder, body["id"], token_sign(page, body))
+    assert done.status_code == 200, done.text
+    report = verify(done.content, trust_context(world.ctx), name="quyet-dinh-15.pdf")
+    assert report.to_dict()["indication"] == "TOTAL-PASSED", report.signatures[0].message_en
+
+
+def test_one_user_keeps_at_most_ten_prepared_signatures(
+    world, kyso: TestClient, holder: TokenHolder
+) -> None:  # type: ignore[no-untyped-def]
+    from kyso.signing import deferred
+
+    ids = [prepare(kyso, holder, level="B-B").json()["id"] for _ in range(12)]
+    area = world.ctx.settings.home / "uploads" / "agent" / str(holder.user.id)
+    kept = {p.name for p in area.iterdir()}
+    assert len(kept) == deferred.MAX_PREPARED_PER_USER
+    assert ids[0] not in kept and ids[-1] in kept
+    assert all((area / i / "state.json").stat().st_mode & 0o777 == 0o600 for i in kept)
