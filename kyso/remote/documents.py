@@ -684,6 +684,17 @@ def status(principal: Principal, session: Session, public_id: str) -> Status:
     )
 
 
+def queue_requests(principal: Principal, session: Session, approval_id: str) -> dict[int, str]:
+    """Position → the queue request (public id) each document of the approval completes."""
+    approval = _load(principal, session, approval_id)
+    rows = session.execute(
+        select(SignApprovalItem.position, SignatureRequest.public_id)
+        .join(SignatureRequest, SignatureRequest.id == SignApprovalItem.signature_request_id)
+        .where(SignApprovalItem.approval_id == approval.id)
+    ).all()
+    return {int(r.position): str(r.public_id) for r in rows}
+
+
 @dataclass(frozen=True)
 class SignedFile:
     content: bytes

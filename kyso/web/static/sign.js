@@ -132,3 +132,76 @@
     showPlace();
   });
 })();
+
+// Waiting for the phone (/sign/approvals/{id}): the status is asked for every 2 seconds until
+// it is final (done, refused, expired, failed); the time left counts down between answers.
+// Without this file the page still shows the state it was rendered with (reload to update).
+(() => {
+  const FINAL = ["done", "refused", "expired", "failed"];
+  const EVERY_MS = 2000;
+
+  function clockText(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  function link(box, templateId, href) {
+    const node = box.querySelector(`#${templateId}`).content.firstElementChild.cloneNode(true);
+    node.href = href;
+    return node;
+  }
+
+  function show(box, status) {
+    box.dataset.state = status.status;
+    const reason = box.querySelector("[data-reason]");
+    if (reason && status.reason) reason.textContent = status.reason;
+    const error = box.querySelector("[data-error]");
+    if (error && status.error) error.textContent = status.error.message;
+    (status.documents || []).forEach((d) => {
+      const cell = box.querySelector(`tr[data-position="${d.position}"] [data-result]`);
+      if (!cell) return;
+      if (d.download) {
+        cell.replaceChildren(link(box, "download-link", d.download));
+        if (d.request) cell.append(" ", link(box, "returned-link", d.request));
+      } else if (d.error) {
+        const span = document.createElement("span");
+        span.className = "error";
+        span.textContent = d.error.message;
+        cell.replaceChildren(span);
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const box = document.getElementById("approval");
+    if (!box) return;
+    const timeLeft = box.querySelector("[data-time-left]");
+    let deadline = Date.now() + Number(box.dataset.secondsLeft || 0) * 1000;
+    const tick = setInterval(() => {
+      if (timeLeft) timeLeft.textContent = clockText((deadline - Date.now()) / 1000);
+    }, 1000);
+
+    async function poll() {
+      if (FINAL.includes(box.dataset.state)) {
+        clearInterval(tick);
+        return;
+      }
+      try {
+        const answer = await fetch(box.dataset.statusUrl, {
+          headers: { accept: "application/json" },
+          credentials: "same-origin",
+          cache: "no-store",
+        });
+        if (answer.ok) {
+          const status = await answer.json();
+          deadline = Date.now() + Number(status.seconds_left || 0) * 1000;
+          show(box, status);
+        }
+      } catch (_) {
+        // offline for a moment: ask again at the next turn
+      }
+      setTimeout(poll, EVERY_MS);
+    }
+    setTimeout(poll, EVERY_MS);
+  });
+})();

@@ -11,12 +11,13 @@ its owner, until the hour is over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from kyso import clock
@@ -24,6 +25,7 @@ from kyso.context import Context
 from kyso.errors import InvalidInput, KysoError, NotFound
 from kyso.registry.access import Action
 from kyso.registry.sessions import Viewer
+from kyso.remote import central
 from kyso.signing import keyuse, queue
 from kyso.signing.keyuse import UsableKey
 from kyso.signing.levels import Level
@@ -89,11 +91,64 @@ def usable_keys(
         )
 
 
-def _check_key(ctx: Context, viewer: Viewer, key_id: str) -> UsableKey:
+def central_keys(ctx: Context, viewer: Viewer, limit: int = 200) -> list[UsableKey]:
+    """The viewer's keys in the central HSM (their own, the seals they are a delegate of):
+    they sign only after the viewer approves on the phone (:mod:`kyso.remote.documents`)."""
+    with ctx.db.read() as session:
+        return keyuse.usable_keys(viewer.principal, session, central.STORE_NAME, limit=limit)
+
+
+@dataclass(frozen=True)
+class KeyKind:
+    """One kind of key the signing form offers. The form's value is ``prefix`` + the key's
+    id, so the kinds never mix up their keys; a kind with ``waits`` signs after a consent
+    elsewhere (the phone) instead of in place. Another kind is one more entry of
+    :data:`KEY_KINDS`."""
+
+    prefix: str  # "" for the keys kyso holds itself
+    store: Callable[[Context], str]  # the key store's name, as keyuse knows it
+    keys: Callable[[Context, Viewer], list[UsableKey]]
+    suffix: str | None = None  # said after the key's label (msgid)
+    waits: bool = False
+
+
+HELD = KeyKind("", lambda ctx: ctx.keystore.name, lambda ctx, v: usable_keys(ctx, v))
+CENTRAL = KeyKind(
+    central.PREFIX,
+    lambda ctx: central.STORE_NAME,
+    lambda ctx, v: central_keys(ctx, v),
+    suffix=N_("Central HSM – approve on the phone"),
+    waits=True,
+)
+KEY_KINDS = (HELD, CENTRAL)
+
+
+def kind_of(value: str) -> tuple[KeyKind, str]:
+    """The kind of key a form value names, and the key's id in its store."""
+    for kind in sorted(KEY_KINDS, key=lambda k: -len(k.prefix)):
+        if kind.prefix and value.startswith(kind.prefix):
+            return kind, value.removeprefix(kind.prefix)
+    return HELD, value
+
+
+def key_options(ctx: Context, viewer: Viewer, _: Any) -> list[tuple[str, str]]:
+    """(form value, label) of every key the viewer may sign with, kind after kind."""
+    options = []
+    for kind in KEY_KINDS:
+        for key in kind.keys(ctx, viewer):
+            label = key_label(key, _)
+            if kind.suffix:
+                label = f"{label} — {_(kind.suffix)}"
+            options.append((kind.prefix + key.key_id, label))
+    return options
+
+
+def _check_key(ctx: Context, viewer: Viewer, value: str) -> UsableKey:
     """The signing service's own check, before the form is read further (a 403 for a key that
     is not the viewer's, whatever else the form says)."""
+    kind, key_id = kind_of(value)
     with ctx.db.read() as session:
-        return keyuse.authorize(viewer.principal, session, ctx.keystore.name, key_id)
+        return keyuse.authorize(viewer.principal, session, kind.store(ctx), key_id)
 
 
 # -- signing -------------------------------------------------------------------------------------
@@ -275,6 +330,41 @@ def _sign_pdf(
         preview.unlink(missing_ok=True)
 
 
+def _ask_central(
+    ctx: Context,
+    viewer: Viewer,
+    upload: SignUpload,
+    key_id: str,
+    level: Level,
+    look: Appearance,
+    number: str | None,
+) -> str:
+    """Put the document on the viewer's phone for approval; kyso signs it with the central
+    key once approved (:func:`kyso.remote.documents.complete`). Returns the approval's id."""
+    from kyso.remote import documents
+
+    task = upload.meta.get("task")
+    approval = documents.request_signatures(
+        ctx,
+        viewer.principal,
+        key_id,
+        [
+            documents.DocumentToSign(
+                title=upload.name,
+                content=upload.original.read_bytes(),
+                filename=upload.name,
+                number=number,
+                level=level,
+                appearance=look,
+                entry="queue" if task else "page",
+                signature_request=str(task) if task else None,
+            )
+        ],
+        "kyso",
+    )
+    return approval.public_id
+
+
 async def _read_image(file: UploadFile | None) -> bytes | None:
     if file is None or not file.filename:
         return None
@@ -282,7 +372,7 @@ async def _read_image(file: UploadFile | None) -> bytes | None:
     return data or None
 
 
-def _key_label(key: UsableKey, _: Any) -> str:
+def key_label(key: UsableKey, _: Any) -> str:
     until = clock.local(key.not_after).strftime("%d/%m/%Y")
     if key.personal:
         return _("%(holder)s (your own key), valid until %(date)s") % {
@@ -306,9 +396,9 @@ def _sign_page(
     status_code: int = 200,
 ) -> Response:
     _ = guard.environment_gettext(request)
-    keys = usable_keys(ctx, viewer)
-    if not form.key_id and keys:
-        form.key_id = keys[0].key_id
+    options = key_options(ctx, viewer, _)
+    if not form.key_id and options:
+        form.key_id = options[0][0]
     if not form.name:
         form.name = viewer.user.full_name
     shown = upload.pages[:MAX_PREVIEW_PAGES]
@@ -321,8 +411,8 @@ def _sign_page(
             "more_pages": len(upload.pages) - len(shown),
             "form": form,
             "errors": errors,
-            "keys": keys,
-            "key_options": [(k.key_id, _key_label(k, _)) for k in keys],
+            "keys": options,
+            "key_options": options,
             "kinds": [(k.value, _(label)) for k, label in KIND_LABELS.items()],
             "levels": [(lv.value, _(LEVEL_LABELS[lv])) for lv in LEVELS],
             "wheres": [(w.value, _(label)) for w, label in WHERE_LABELS.items()],
@@ -333,9 +423,74 @@ def _sign_page(
     )
 
 
+# -- waiting for the phone (central keys) --------------------------------------------------------
+def _approval_status(ctx: Context, viewer: Viewer, approval_id: str, lang: str) -> dict[str, Any]:
+    """The approval as the page's script reads it, with the page's own download links."""
+    from kyso.remote import documents
+
+    with ctx.db.read() as session:
+        found = documents.status(viewer.principal, session, approval_id[:40])
+        tasks = documents.queue_requests(viewer.principal, session, found.public_id)
+    body = found.to_dict(lang)
+    base = f"/sign/approvals/{found.public_id}/documents"
+    for item in body["documents"]:
+        item["download"] = f"{base}/{item['position']}" if item["signed"] else None
+        task = tasks.get(item["position"])
+        item["request"] = f"/sign/requests/{task}" if task else None
+    return body
+
+
+@router.get("/sign/approvals/{approval_id}")
+def approval_page(request: Request, ctx: Ctx, viewer: Signer, approval_id: str) -> Response:
+    """The status box: waiting on the phone (with the time left), then done, refused,
+    expired or failed; ``sign.js`` asks :func:`approval_json` every 2 seconds."""
+    from kyso.remote import documents
+
+    lang = guard.language(request)
+    with ctx.db.read() as session:
+        found = documents.status(viewer.principal, session, approval_id[:40])
+    return render(
+        request,
+        "documents/sign_waiting.html",
+        {
+            "approval": found,
+            "error": (found.error or {}).get(lang) if found.error else None,
+            "status": _approval_status(ctx, viewer, found.public_id, lang),
+        },
+    )
+
+
+@router.get("/sign/approvals/{approval_id}/status")
+def approval_json(request: Request, ctx: Ctx, viewer: Signer, approval_id: str) -> Response:
+    response = JSONResponse(_approval_status(ctx, viewer, approval_id, guard.language(request)))
+    guard.finish(request, response)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+@router.get("/sign/approvals/{approval_id}/documents/{position}")
+def approval_download(
+    request: Request, ctx: Ctx, viewer: Signer, approval_id: str, position: str
+) -> Response:
+    from kyso.remote import documents
+
+    if not _digits(position):
+        raise NotFound(f"document {position}", vi=f"văn bản {position}")
+    with ctx.db.read() as session:
+        found = documents.result(viewer.principal, session, approval_id[:40], int(position))
+    response = Response(
+        found.content,
+        media_type=found.media_type,
+        headers={"content-disposition": attachment(found.filename)},
+    )
+    guard.finish(request, response)
+    return response
+
+
 @router.get("/sign")
 def sign_start(request: Request, ctx: Ctx, viewer: Signer) -> Response:
-    return _upload_page(request, ctx, {}, bool(usable_keys(ctx, viewer, limit=1)))
+    has_keys = bool(usable_keys(ctx, viewer, limit=1) or central_keys(ctx, viewer, limit=1))
+    return _upload_page(request, ctx, {}, has_keys)
 
 
 def _upload_page(
@@ -458,6 +613,26 @@ async def sign_document(
             errors[field] = exc.message(lang)
     look, problems = build_appearance(form, upload, images.get("image"), images.get("seal"), _)
     errors.update(problems)
+    key_kind, key_id = kind_of(form.key_id)
+    if not errors and key_kind.waits:
+        assert look is not None and chosen_level is not None and chosen_key is not None
+        try:
+            approval_id = await run_in_threadpool(
+                _ask_central,
+                ctx,
+                viewer,
+                upload,
+                key_id,
+                chosen_level,
+                look,
+                form.number.strip() or None,
+            )
+        except KysoError as exc:
+            errors["form"] = exc.message(lang)
+        else:
+            upload.meta.update({"approval": approval_id, "key": chosen_key.holder})
+            upload.save_meta()
+            return guard.redirect(request, f"/sign/approvals/{approval_id}")
     if not errors:
         assert look is not None and chosen_level is not None
         try:

@@ -34,14 +34,87 @@ def _errors(request: Request, exc: KysoError) -> dict[str, str]:
     return {field: exc.message(lang)}
 
 
-@router.get("/sign/requests")
-def requests_page(request: Request, ctx: Ctx, viewer: Signer) -> Response:
+def _queue_page(
+    request: Request, ctx: Ctx, viewer: Viewer, errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:  # fmt: skip
+    from kyso.web.ui import sign
+
+    _ = guard.environment_gettext(request)
     with ctx.db.read() as session:
         waiting, sent = queue.mine(viewer.principal, session)
         names = queue.people_named(viewer.principal, session, [*waiting, *sent])
+    central_keys = [
+        (sign.CENTRAL.prefix + k.key_id, sign.key_label(k, _))
+        for k in (sign.central_keys(ctx, viewer) if waiting else [])
+    ]
     return render(
-        request, "documents/queue.html", {"waiting": waiting, "sent": sent, "names": names}
+        request,
+        "documents/queue.html",
+        {
+            "waiting": waiting,
+            "sent": sent,
+            "names": names,
+            "central_keys": central_keys,
+            "levels": [(lv.value, _(sign.LEVEL_LABELS[lv])) for lv in sign.LEVELS],
+            "batch_max": ctx.settings.approval_batch_max,
+            "errors": errors or {},
+        },
+        status_code=status_code,
     )
+
+
+@router.get("/sign/requests")
+def requests_page(request: Request, ctx: Ctx, viewer: Signer) -> Response:
+    return _queue_page(request, ctx, viewer)
+
+
+@router.post("/sign/requests/batch")
+async def sign_batch(
+    request: Request,
+    ctx: Ctx,
+    viewer: Signer,
+    key_id: Annotated[str, Form(max_length=200)] = "",
+    level: Annotated[str, Form(max_length=10)] = "B-B",
+    chosen: Annotated[list[str] | None, Form(alias="request")] = None,
+) -> Response:
+    """The leader ticks several documents waiting for them and signs them all with one
+    approval on the phone (each document listed there); each signed file goes back to its
+    sender (:func:`kyso.signing.queue.complete`)."""
+    from kyso.remote import documents
+    from kyso.web.ui import sign
+
+    _ = guard.environment_gettext(request)
+    picked = [p[:40] for p in (chosen or []) if p]
+    kind, key = sign.kind_of(key_id.strip())
+    chosen_level = next((lv for lv in sign.LEVELS if lv.value == level), None)
+    errors: dict[str, str] = {}
+    if not picked:
+        errors["request"] = _("Tick the documents to sign.")
+    if not key or not kind.waits:
+        errors["key_id"] = _("Choose the central key to sign with.")
+    if chosen_level is None:
+        errors["level"] = _("Choose B-B, B-T or B-LT.")
+    if errors:
+        return _queue_page(request, ctx, viewer, errors, status_code=422)
+    assert chosen_level is not None
+
+    def work() -> str:
+        with ctx.db.read() as session:
+            batch = documents.from_queue(viewer.principal, session, picked, chosen_level)
+        return documents.request_signatures(
+            ctx, viewer.principal, key, batch, "kyso – văn bản chờ ký"
+        ).public_id
+
+    try:
+        approval_id = await run_in_threadpool(work)
+    except KysoError as exc:
+        if exc.http_status in (401, 403, 404):
+            raise
+        return _queue_page(
+            request, ctx, viewer, {"form": exc.message(guard.language(request))}, 422
+        )
+    return guard.redirect(request, f"/sign/approvals/{approval_id}")
 
 
 def _new_form(
