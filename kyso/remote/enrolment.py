@@ -264,7 +264,9 @@ def _user_and_path(session: Session, user_id: int) -> tuple[User, str | None]:
     return user, path
 
 
-def of_user(principal: Principal, session: Session, user_public_id: str) -> list[Authenticator]:
+def of_user(
+    principal: Principal, session: Session, user_public_id: str
+) -> tuple[User, list[Authenticator]]:
     """A user's authenticators, for a unit officer or the province administrator (to find
     the lost phone to revoke); nobody else learns the user exists."""
     found = session.execute(
@@ -275,7 +277,7 @@ def of_user(principal: Principal, session: Session, user_public_id: str) -> list
     if found.id != principal.user_id:
         _, path = _user_and_path(session, found.id)
         _require_officer(principal, path, user_public_id)
-    return _of(session, found.id)
+    return found, _of(session, found.id)
 
 
 def _require_officer(principal: Principal, path: str | None, what: str) -> None:

@@ -180,7 +180,8 @@ def test_an_officer_revokes_a_lost_phone_in_their_unit_and_the_owner_is_logged_o
         with pytest.raises(NotFound):  # nor does another signer
             enrolment.revoke(stranger.principal, session, device.public_id)
     with ctx.db.session() as session:
-        listed = enrolment.of_user(world.who("officer"), session, signer.user.public_id)
+        owner, listed = enrolment.of_user(world.who("officer"), session, signer.user.public_id)
+        assert owner.id == signer.user.id
         assert device.public_id in [a.public_id for a in listed]
         enrolment.revoke(world.who("officer"), session, device.public_id, reason="báo mất")
 

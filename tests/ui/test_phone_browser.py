@@ -288,3 +288,49 @@ def test_the_phone_app_is_installable_and_its_json_needs_a_login_and_the_csrf_to
         )
         assert right.status_code == 303 and right.headers["location"] == "/m"
         assert _state(central_instance, signer, public_id) is ApprovalState.APPROVED
+
+
+def test_a_unit_officer_revokes_a_lost_phone_from_the_owners_phone_list(
+    central_instance: Instance, phone_server: str
+) -> None:
+    world = make_world(central_instance.ctx, central_instance.backend)
+    signer = central_signer(world)  # a leader of Ba Bể, with the PIN + OTP fallback
+    ctx = central_instance.ctx
+
+    def visitor(key: str) -> tuple[httpx.Client, str]:
+        with ctx.db.session() as session:
+            token = sessions.start(session, session.get(User, world.users[key].id))
+        http = httpx.Client(base_url=phone_server, timeout=10, cookies={"kyso_sid": token})
+        page = http.get("/m/devices")
+        found = re.search(r'data-csrf="([^"]+)"', page.text)
+        assert found
+        return http, found.group(1)
+
+    other, _ = visitor("officer_ns")  # Ngân Sơn's officer does not see Ba Bể's people
+    assert other.get(f"/m/devices?user={signer.user.public_id}").status_code == 404
+    other.close()
+
+    http, csrf = visitor("officer")
+    listed = http.get(f"/m/devices?user={signer.user.public_id}")
+    assert listed.status_code == 200 and "Điện thoại của Hoàng Văn Thụ" in listed.text
+    device = re.search(r'action="/m/devices/([a-z0-9]+)/revoke"', listed.text)
+    assert device
+    back = f"/m/devices?user={signer.user.public_id}"
+    done = http.post(
+        f"/m/devices/{device.group(1)}/revoke",
+        data={"reason": "báo mất qua điện thoại", "back": back, "csrf_token": csrf},
+    )
+    assert done.status_code == 303 and done.headers["location"] == back
+    assert "Đã thu hồi" in http.get(back).text
+    http.close()
+    public_id = _ask_or_none(central_instance, signer)
+    assert public_id is None  # no phone nor PIN left: nothing can be asked of this signer
+
+
+def _ask_or_none(instance: Instance, signer: CentralSigner) -> str | None:
+    from kyso.remote.factors import NoAuthenticator
+
+    try:
+        return _ask(instance, signer, "Văn bản sau khi thu hồi")
+    except NoAuthenticator:
+        return None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Body, Depends, Form, Request
+from fastapi import APIRouter, Body, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup
 
@@ -187,22 +187,41 @@ def enrol_pin(
 
 
 @router.get("/m/devices", include_in_schema=False)
-def devices(request: Request, ctx: Ctx, viewer: SignedIn) -> Response:
+def devices(
+    request: Request, ctx: Ctx, viewer: SignedIn, user: Annotated[str, Query(max_length=40)] = ""
+) -> Response:
+    """My phones; with ``?user=``, a user's phones for their unit officer (a lost phone)."""
+    owner = None
     with ctx.db.read() as session:
-        mine = enrolment.mine(viewer.principal, session)
         status = enrolment.status(ctx, viewer.principal, session)
+        if user and user != viewer.user.public_id:
+            owner, found = enrolment.of_user(viewer.principal, session, user)
+        else:
+            found = enrolment.mine(viewer.principal, session)
     return render(
         request,
         "phone/devices.html",
-        {"devices": mine, "status": status, "webauthn_kind": AuthenticatorKind.WEBAUTHN},
+        {
+            "devices": found,
+            "owner": owner,
+            "status": status,
+            "back": f"/m/devices?user={owner.public_id}" if owner else "/m/devices",
+            "webauthn_kind": AuthenticatorKind.WEBAUTHN,
+        },
     )
 
 
 @router.post("/m/devices/{public_id}/revoke", include_in_schema=False)
 def revoke(
-    request: Request, ctx: Ctx, viewer: SignedIn, public_id: str, reason: Reason = ""
+    request: Request,
+    ctx: Ctx,
+    viewer: SignedIn,
+    public_id: str,
+    reason: Reason = "",
+    back: Annotated[str, Form(max_length=100)] = "/m/devices",
 ) -> Response:
     _ = guard.environment_gettext(request)
+    back = guard.safe_next(back, "/m/devices")
     try:
         with ctx.db.session() as session:
             enrolment.revoke(
@@ -213,8 +232,8 @@ def revoke(
                 keep_session=request.cookies.get(guard.SID),
             )
     except KysoError as exc:
-        return _back(request, exc.message(guard.language(request)), "error", "/m/devices")
-    return _back(request, _("Revoked: it can no longer approve signatures."), "ok", "/m/devices")
+        return _back(request, exc.message(guard.language(request)), "error", back)
+    return _back(request, _("Revoked: it can no longer approve signatures."), "ok", back)
 
 
 @router.get("/m/sw.js", include_in_schema=False)
