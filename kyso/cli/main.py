@@ -734,17 +734,33 @@ def client_create(
     scope: Annotated[list[str], typer.Option(help="certificates:read, certificates:issue, …")],
     key: Annotated[
         list[str] | None,
-        typer.Option(help="A key this system may sign documents with (documents:sign)."),
+        typer.Option(
+            help="A key this system may sign documents with (documents:sign); hsm:<id> for "
+            "a key in the central HSM (each signature then approved on the signer's phone)."
+        ),
     ] = None,
 ) -> None:
     """Create an API client and print its token once. A system client with documents:sign
     signs only with the keys named here."""
     from kyso.api import clients
+    from kyso.remote.central import PREFIX, STORE_NAME
 
     ctx = context()
+    keys = key or []
+    central = [k for k in keys if k.startswith(PREFIX)]
+    if central and len(central) != len(keys):
+        raise InvalidInput(
+            "name either central keys (hsm:) or kyso's own keys for one client",
+            vi="một ứng dụng chỉ gán hoặc khóa tập trung (hsm:) hoặc khóa kyso giữ",
+        )
     with ctx.db.session() as session:
         token = clients.create(
-            session, name, scope, actor(), keys=key or [], keystore=ctx.keystore.name
+            session,
+            name,
+            scope,
+            actor(),
+            keys=[k.removeprefix(PREFIX) for k in keys],
+            keystore=STORE_NAME if central else ctx.keystore.name,
         )
     sys.stdout.write(token + "\n")
 
