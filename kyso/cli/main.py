@@ -62,6 +62,13 @@ def _register_registry_commands() -> None:
     app.add_typer(registry.device_app, name="device")
 
 
+def _register_backup_commands() -> None:
+    from kyso.cli import backup
+
+    app.command("backup")(backup.backup_command)
+    app.command("restore")(backup.restore_command)
+
+
 def _register_document_commands() -> None:
     from kyso.cli import documents
 
@@ -769,6 +776,7 @@ def main() -> None:
     """Entry point: usage errors are Typer's; domain errors become one clean line."""
     _register_document_commands()
     _register_registry_commands()
+    _register_backup_commands()
     from kyso.cli.requests import request_app  # loads the lifecycle (pkilint): only when run
 
     app.add_typer(request_app, name="request")
