@@ -157,6 +157,9 @@ def test_a_signer_enrols_the_phone_approves_by_fingerprint_refuses_and_revokes(
     page.get_by_role("button", name="Tiếp tục").click()
     page.wait_for_url(f"{phone_server}/m")
     _no_sideways_scroll(page)
+    # the service worker (Web Push) controls /m itself, not only what lies below /m/
+    scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+    assert scope == f"{phone_server}/m"
 
     # enrol this phone: the password and a fresh OTP code again, then the "fingerprint"
     page.goto(f"{phone_server}/m/enrol")
