@@ -252,22 +252,26 @@ def test_one_approval_signs_three_queued_documents_and_returns_each_to_its_sende
 
 
 def test_a_system_token_asks_for_a_users_central_key_and_the_phone_shows_the_system(
-    world: World, http: TestClient
+    world: World, http: TestClient, central_instance: Any
 ) -> None:
-    ctx = world.ctx
+    from support.cli import kyso
+
     signer = central_signer(world)
-    with ctx.db.session() as session:
-        token = clients.create(
-            session,
-            f"qlvb-{signer.user.username}",
-            ["documents:sign"],
-            "cli:test",
-            keys=[signer.key_id],
-            keystore="hsm",
-        )
+    made = kyso(  # the operator binds the system to the leader's central key
+        central_instance.env,
+        "api-client",
+        "create",
+        f"qlvb-{signer.user.username}",
+        "--scope",
+        "documents:sign",
+        "--key",
+        f"hsm:{signer.key_id}",
+    )
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
     headers = {"authorization": f"Bearer {token}"}
     asked = ask_pdf(http, headers, f"hsm:{signer.key_id}")
-    with ctx.db.read() as session:
+    with world.ctx.db.read() as session:
         listed = approvals.pending(signer.principal, session)
         assert [a.requester_name for a in listed] == [f"qlvb-{signer.user.username}"]
     approve(world, signer, asked["id"])
