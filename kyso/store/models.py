@@ -438,7 +438,7 @@ class User(Base):
     # The PIN that, with a TOTP code, approves central signatures when no phone authenticator
     # (WebAuthn) is enrolled (Argon2); wrong PINs are counted and block it at the limit.
     signing_pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    signing_pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    signing_pin_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
