@@ -303,3 +303,20 @@ def test_the_manifest_names_every_member_with_its_digest(
     }
     assert {k["role"] for k in manifest["ca_keys"]} >= {"root", "issuing", "ocsp", "tsa"}
     assert manifest["schema_revision"] and manifest["kyso_version"]
+
+
+def test_the_command_writes_an_owner_only_archive_and_refuses_a_short_passphrase(
+    source: Source, tmp_path: Path
+) -> None:
+    (tmp_path / "pass").write_text(PASSPHRASE.decode() + "\n")
+    (tmp_path / "short").write_text("short\n")
+    out = tmp_path / "by-command.kbk"
+    done = kyso(source.env, "backup", "-o", out, "--passphrase-file", tmp_path / "short")
+    assert done.returncode == 1 and "12" in done.stderr
+    assert not out.exists()
+    done = kyso(source.env, "backup", "-o", out, "--passphrase-file", tmp_path / "pass", lang="en")
+    assert done.returncode == 0, done.stderr
+    assert "backup written" in done.stdout and "certificates" in done.stdout
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert "KYSO_KEYSTORE_PASSPHRASE" in done.stderr  # the key store's passphrase is not in it
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
