@@ -625,6 +625,7 @@ def restore(
     if not archive.is_file():
         raise InvalidInput(f"{archive} is not a file", vi=f"{archive} không phải tệp")
     staging = _private_dir(home.parent, f".{home.name}.restore-")
+    home_was_there = home.exists()
     try:
         manifest = _unpack(archive, passphrase, staging, progress)
         _check_revision(manifest)
@@ -662,6 +663,8 @@ def restore(
             _pg_restore(url, staging / PGDUMP_MEMBER, force)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if not home_was_there:  # a failed pg_restore: leave no half-restored home behind
+            shutil.rmtree(home, ignore_errors=True)
         raise
     shutil.rmtree(staging, ignore_errors=True)
     # -- migrations, then the checks
