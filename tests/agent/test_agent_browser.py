@@ -52,6 +52,8 @@ def test_the_signing_page_pairs_with_the_agent_and_signs_with_the_token(
 
         status = page.locator("#agent-status")
         pair = page.locator("#agent-pair-button")
+        assert "Tìm bộ ký kyso" in status.inner_text()  # not reached for until asked
+        page.get_by_role("button", name="Tìm bộ ký kyso").click()
         pair.wait_for(state="visible")
         assert "chưa được ghép nối" in status.inner_text()
         pair.click()

@@ -94,11 +94,15 @@ class SoftHsmToken:
         global _active_conf
         import pkcs11
 
-        os.environ["SOFTHSM2_CONF"] = str(self.conf_path)
+        conf = str(self.conf_path)
+        loaded_with = _active_conf or os.environ.get("SOFTHSM2_CONF")
+        os.environ["SOFTHSM2_CONF"] = conf
         lib = pkcs11.lib(self.module)
-        if _active_conf != str(self.conf_path) or not _sees(lib, self.label):
+        # Reinitializing closes every session in the process (the session-wide CAs' too),
+        # so it is done only when the loaded library cannot see this token.
+        if loaded_with != conf or not _sees(lib, self.label):
             lib.reinitialize()
-            _active_conf = str(self.conf_path)
+        _active_conf = conf
         return lib
 
     def get_token(self) -> Any:

@@ -1,6 +1,7 @@
 // kyso: signing with a USB token through the kyso agent on this computer (kyso.agent).
 // The agent listens on http://127.0.0.1:8765 and answers only this site. Steps: find it
-// (GET /v1/status), pair once (the user types the code the agent shows in its own window;
+// (GET /v1/status; only when the user asks, or on its own once this browser has paired, so
+// a page never reaches into the user's computer unasked), pair once (the user types the code the agent shows in its own window;
 // the shared secret is kept in localStorage), list the token's certificates, then for a
 // signature: kyso prepares (POST /api/v1/agent/prepare → the digest), the agent signs after
 // asking the PIN itself (POST /v1/sign), kyso embeds (POST /api/v1/agent/finish).
@@ -22,6 +23,7 @@
   const pairButton = document.getElementById("agent-pair-button");
   const certSelect = document.getElementById("agent-cert");
   const signButton = document.getElementById("agent-sign-button");
+  const findButton = document.getElementById("agent-find-button");
   const encoder = new TextEncoder();
   let certificates = [];
   let pairingId = null;
@@ -114,7 +116,7 @@
     certSelect.replaceChildren();
     if (!certificates.length) {
       certBox.hidden = true;
-      say("Không thấy chứng thư nào trên thiết bị USB. Hãy cắm thiết bị rồi tải lại trang.", "warn");
+      say("Không thấy chứng thư nào trên thiết bị USB. Hãy cắm thiết bị rồi bấm “Tìm bộ ký kyso” lần nữa.", "warn");
       return;
     }
     certificates.forEach((cert, index) => {
@@ -138,6 +140,7 @@
   }
 
   async function detect() {
+    say("Đang tìm bộ ký kyso trên máy tính này…");
     try {
       const status = await agent("GET", "/v1/status");
       if (status.paired) {
@@ -148,7 +151,7 @@
       }
     } catch (error) {
       if (error.code === "agent_unreachable") {
-        say("Không thấy bộ ký kyso trên máy này. Muốn ký bằng thiết bị USB, hãy chạy bộ ký (lệnh kyso agent) rồi tải lại trang.");
+        say("Không thấy bộ ký kyso trên máy này. Muốn ký bằng thiết bị USB, hãy chạy bộ ký (lệnh kyso agent) rồi bấm “Tìm bộ ký kyso” lần nữa.");
       } else {
         handle(error);
       }
@@ -206,5 +209,14 @@
     }
   });
 
-  detect();
+  findButton.addEventListener("click", async () => {
+    findButton.disabled = true;
+    try {
+      await detect();
+    } finally {
+      findButton.disabled = false;
+    }
+  });
+
+  if (localStorage.getItem(STORE)) detect();
 })();
