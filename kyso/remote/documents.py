@@ -91,6 +91,24 @@ class SigningFailed(KysoError):
     message_en = "The document could not be signed; send the request again."
 
 
+class SigningInterrupted(KysoError):
+    """The process signing an approved request stopped before it finished (a restart, a
+    crash): the approval is closed as failed so the page and the system stop waiting."""
+
+    code = "signing_interrupted"
+    http_status = 503
+    message_vi = (
+        "Việc ký bị gián đoạn (máy chủ khởi động lại); văn bản chưa ký được. "
+        "Hãy gửi lại yêu cầu ký."
+    )
+    message_en = "Signing was interrupted (the server restarted); send the request again."
+
+
+# How long an approved request may take to sign before the sweep calls it interrupted: a full
+# batch of PDFs with time-stamps signs in well under a minute; ten leaves room for a slow TSA.
+INTERRUPTED_AFTER = _dt.timedelta(minutes=10)
+
+
 @dataclass(frozen=True)
 class DocumentToSign:
     """One document for one consent request, and how to sign it."""
@@ -561,6 +579,39 @@ def _finish(ctx: Context, public_id: str, actor: str, problem: KysoError | None)
                 {"error": problem.code} if problem else {"count": len(approval.items)},
             ),
         )
+
+
+def fail_interrupted(ctx: Context, now: datetime | None = None) -> int:
+    """Close as FAILED the approved DOCUMENT requests whose signing never finished (run by
+    the server's loop, once across the cluster). What was signed before the stop stays on its
+    item and can still be downloaded; the rest must be asked again. Returns how many."""
+    cutoff = (now or clock.now()) - INTERRUPTED_AFTER
+    problem = SigningInterrupted()
+    with ctx.db.session() as session:
+        stuck = list(
+            session.scalars(
+                select(SignApproval).where(
+                    SignApproval.purpose == ApprovalPurpose.DOCUMENT,
+                    SignApproval.state == ApprovalState.APPROVED,
+                    SignApproval.decided_at <= cutoff,
+                )
+            )
+        )
+        for approval in stuck:
+            approval.state = ApprovalState.FAILED
+            approval.reason = _error_json(problem)
+            if approval.callback_url:
+                approval.webhook_next_at = clock.now()
+            record(
+                session,
+                Event(
+                    "system:sweep",
+                    "signature.approval_failed",
+                    approval.public_id,
+                    {"error": problem.code},
+                ),
+            )
+    return len(stuck)
 
 
 # -- reading ---------------------------------------------------------------------------------------

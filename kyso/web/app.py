@@ -17,7 +17,7 @@ from kyso.context import Context
 from kyso.observability import logging as jsonlog
 from kyso.observability import metrics
 from kyso.registry import login_challenges, sessions
-from kyso.remote import approvals, webauthn, webhooks
+from kyso.remote import approvals, documents, webauthn, webhooks
 from kyso.settings import Settings
 from kyso.signing import deferred
 from kyso.validation.pool import ValidationPool
@@ -87,6 +87,7 @@ def _refresh_loop(
         try:  # consent requests past their time expire (reads check it themselves too)
             with ctx.db.session() as session:
                 approvals.expire_overdue(session)
+            documents.fail_interrupted(ctx)  # approved, but the signing process stopped
         except Exception:
             log.exception("expiring overdue signature approvals failed")
         try:  # the outcome of central-key signatures, to the systems that gave a callback URL

@@ -369,3 +369,45 @@ def _approval_row(world: World, public_id: str) -> SignApproval:
         return session.execute(
             select(SignApproval).where(SignApproval.public_id == public_id)
         ).scalar_one()
+
+
+def test_an_approval_whose_signing_process_stopped_is_closed_as_failed(world: World) -> None:
+    """The consent was committed, then the process died before signing: after ten minutes
+    the server's sweep closes it, so the page and the system stop waiting; a fresh one is
+    left alone."""
+    ctx = world.ctx
+    signer = central_signer(world)
+
+    def approved(minutes_ago: int) -> str:
+        approval = documents.request_signatures(
+            ctx,
+            signer.principal,
+            signer.key_id,
+            [documents.DocumentToSign("Tờ trình", samples.official_document(), filename="t.pdf")],
+            "kyso",
+        )
+        with ctx.db.session() as session:  # what approvals.approve commits before signing
+            session.execute(
+                update(SignApproval)
+                .where(SignApproval.id == approval.id)
+                .values(
+                    state=ApprovalState.APPROVED,
+                    decided_at=clock.now() - timedelta(minutes=minutes_ago),
+                )
+            )
+        return approval.public_id
+
+    stuck, busy = approved(11), approved(1)
+    assert documents.fail_interrupted(ctx) >= 1
+    with ctx.db.read() as session:
+        found = documents.status(signer.principal, session, stuck)
+        assert found.state is ApprovalState.FAILED
+        assert found.error is not None and found.error["code"] == "signing_interrupted"
+        assert "gián đoạn" in found.error["vi"]
+        assert documents.status(signer.principal, session, busy).state is ApprovalState.APPROVED
+        audited = session.scalars(select(AuditEntry.action).where(AuditEntry.target == stuck)).all()
+    assert audited.count("signature.approval_failed") == 1
+    documents.fail_interrupted(ctx)  # a second sweep finds it closed already
+    with ctx.db.read() as session:
+        again = session.scalars(select(AuditEntry.action).where(AuditEntry.target == stuck)).all()
+    assert again.count("signature.approval_failed") == 1
