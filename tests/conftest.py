@@ -30,6 +30,7 @@ PASSPHRASE = "test-passphrase-not-secret"
 HSM_PIN = "246810"
 CENTRAL_TOKEN, CENTRAL_PIN = "kyso-hsm", "975310"
 AGENT_TOKEN, AGENT_PIN = "usb-token-1", "112233"
+RECONNECT_TOKEN, RECONNECT_PIN = "kyso-reconnect", "246810"
 
 
 def _free_port() -> int:
@@ -130,6 +131,7 @@ def hsm_tokens(tmp_path_factory: pytest.TempPathFactory) -> softhsm.SoftHsmToken
     token.add_token("subscriber-1", pin="135790")
     token.add_token(CENTRAL_TOKEN, pin=CENTRAL_PIN)  # the central signing HSM (kyso.remote)
     token.add_token(AGENT_TOKEN, pin=AGENT_PIN)  # a user's USB token, for the local agent
+    token.add_token(RECONNECT_TOKEN, pin=RECONNECT_PIN)  # an HSM that drops its sessions
     return token
 
 

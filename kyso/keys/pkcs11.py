@@ -11,6 +11,12 @@ checking the PIN, and ``C_Logout`` on any session logs all of them out. So store
 the same token in one process share one logged-in session (and its lock); a later store must
 present the same PIN, and the session is logged out only when the last store closes.
 
+An HSM that restarts, or a network HSM whose connection drops, invalidates the sessions this
+process holds (CKR_SESSION_HANDLE_INVALID, CKR_DEVICE_REMOVED, ...). The first call that meets
+a lost session opens a new one (logging in again with the PIN given when the store opened)
+and tries once more; the keys look themselves up again in the new session. Any other token
+failure is a :class:`KeyStoreError` (503: the service is unavailable for now), never a crash.
+
 Small secrets are sealed (:class:`kyso.keys.base.Sealer`) through the token with CKM_AES_GCM
 under an AES-256 data key made in the token (label ``kyso-data-key``: sensitive,
 non-extractable, encrypt/decrypt only). Two processes starting at once may each make one;
@@ -22,9 +28,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pkcs11
 from asn1crypto.algos import DigestInfo
@@ -56,6 +64,8 @@ from kyso.keys.base import (
 )
 
 DATA_KEY_LABEL = "kyso-data-key"
+log = logging.getLogger("kyso.keys")
+_T = TypeVar("_T")
 
 _RSA_MECHANISMS = {
     "sha256": Mechanism.SHA256_RSA_PKCS,
@@ -63,6 +73,19 @@ _RSA_MECHANISMS = {
     "sha512": Mechanism.SHA512_RSA_PKCS,
 }
 _CURVE_OIDS = {KeyAlgorithm.EC_P256: "secp256r1", KeyAlgorithm.EC_P384: "secp384r1"}
+
+
+# What a token says when the session this process held is gone (the HSM restarted, the
+# connection to it dropped, the token was pulled out and put back): worth one new session.
+_SESSION_LOST: tuple[type[Exception], ...] = (
+    pkcs11.exceptions.SessionHandleInvalid,
+    pkcs11.exceptions.SessionClosed,
+    pkcs11.exceptions.DeviceRemoved,
+    pkcs11.exceptions.TokenNotPresent,
+    pkcs11.exceptions.UserNotLoggedIn,
+    pkcs11.exceptions.ObjectHandleInvalid,
+    pkcs11.exceptions.KeyHandleInvalid,
+)
 
 
 class Pkcs11Key:
@@ -74,8 +97,18 @@ class Pkcs11Key:
         self._store = store
         self._key_id = key_id
         self._private = private
+        self._generation = store.generation
         self._public = public_key
         self._algorithm = KeyAlgorithm.of_public_key(public_key)
+
+    def _token_sign(self, data: bytes, mechanism: Mechanism) -> bytes:
+        def work() -> bytes:
+            if self._generation != self._store.generation:  # a new session: find it again
+                self._private = self._store.find_private(self._key_id)
+                self._generation = self._store.generation
+            return bytes(self._private.sign(data, mechanism=mechanism))
+
+        return self._store.call("signing", work)
 
     @property
     def key_id(self) -> str:
@@ -91,10 +124,7 @@ class Pkcs11Key:
     def sign(self, data: bytes, hash_algorithm: hashes.HashAlgorithm) -> bytes:
         check_hash(hash_algorithm)
         if self._algorithm.is_rsa and hash_algorithm.name in _RSA_MECHANISMS:
-            with self._store.lock:
-                return bytes(
-                    self._private.sign(data, mechanism=_RSA_MECHANISMS[hash_algorithm.name])
-                )
+            return self._token_sign(data, _RSA_MECHANISMS[hash_algorithm.name])
         digest = hashes.Hash(hash_algorithm)
         digest.update(data)
         return self.sign_digest(digest.finalize(), hash_algorithm)
@@ -109,11 +139,8 @@ class Pkcs11Key:
                     "digest": digest,
                 }
             ).dump()
-            with self._store.lock:
-                return bytes(self._private.sign(info, mechanism=Mechanism.RSA_PKCS))
-        with self._store.lock:
-            raw = bytes(self._private.sign(digest, mechanism=Mechanism.ECDSA))
-        return encode_ecdsa_signature(raw)
+            return self._token_sign(info, Mechanism.RSA_PKCS)
+        return encode_ecdsa_signature(self._token_sign(digest, Mechanism.ECDSA))
 
     def cryptography_key(self) -> CertificateIssuerPrivateKeyTypes | None:
         return None
@@ -139,10 +166,43 @@ class Pkcs11KeyStore:
             ) from exc
         self._login = _TokenLogin.acquire((module, token_label), token, pin)
         self.lock = self._login.lock
-        self._session = self._login.session
         self._closed = False
         self._keys: dict[str, Pkcs11Key] = {}
         self._data_keys: dict[bytes, Any] = {}
+
+    @property
+    def _session(self) -> Any:
+        return self._login.session
+
+    @property
+    def generation(self) -> int:
+        """How many times this process has opened a session on the token (keys compare it
+        with the one they were found in)."""
+        return self._login.generation
+
+    def call(self, what: str, work: Callable[[], _T]) -> _T:
+        """``work()`` on the token under the lock; a lost session is opened again once, any
+        other token failure is a :class:`KeyStoreError`."""
+        with self.lock:
+            for attempt in (1, 2):
+                try:
+                    return work()
+                except _SESSION_LOST as exc:
+                    if attempt == 2:
+                        raise KeyStoreError(f"{what} failed: {type(exc).__name__}") from exc
+                    log.warning("PKCS#11 session lost (%s): opening a new one", type(exc).__name__)
+                    self._login.reopen()
+                    self._data_keys.clear()
+                except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned):
+                    raise  # python-pkcs11's answers to a lookup, for the caller to name
+                except pkcs11.exceptions.PKCS11Error as exc:
+                    raise KeyStoreError(f"{what} failed: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")
+
+    def find_private(self, key_id: str) -> Any:
+        """The private key object in the current session (called with the lock held)."""
+        cka_id = bytes.fromhex(key_id.removeprefix("p11-"))
+        return self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=cka_id)
 
     def generate(self, label: str, algorithm: KeyAlgorithm) -> SigningKey:
         cka_id = secrets.token_bytes(8)
@@ -197,10 +257,16 @@ class Pkcs11KeyStore:
         with self.lock:
             if key_id in self._keys:
                 return self._keys[key_id]
-            try:
+
+            def find() -> tuple[Any, Any]:
                 cka_id = bytes.fromhex(key_id.removeprefix("p11-"))
-                priv = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=cka_id)
-                pub = self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, id=cka_id)
+                return (
+                    self.find_private(key_id),
+                    self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, id=cka_id),
+                )
+
+            try:
+                priv, pub = self.call("finding a key", find)
             except (
                 ValueError,
                 pkcs11.exceptions.NoSuchKey,
@@ -223,23 +289,28 @@ class Pkcs11KeyStore:
 
     # -- sealing small secrets -------------------------------------------------------------
     def seal(self, plaintext: bytes, context: bytes) -> bytes:
-        with self.lock:
+        header, nonce = b"", secrets.token_bytes(SEAL_NONCE_BYTES)
+
+        def work() -> bytes:
+            nonlocal header
             keys = self._find_data_keys() or self._make_data_key()
             key_id = min(keys)
-            header, nonce = seal_header(key_id), secrets.token_bytes(SEAL_NONCE_BYTES)
-            try:
-                body = keys[key_id].encrypt(
+            header = seal_header(key_id)
+            return bytes(
+                keys[key_id].encrypt(
                     plaintext,
                     mechanism=Mechanism.AES_GCM,
                     mechanism_param=GCMParams(nonce, header + context, 128),
                 )
-            except pkcs11.exceptions.PKCS11Error as exc:
-                raise KeyStoreError(f"sealing failed: {type(exc).__name__}") from exc
-        return header + nonce + bytes(body)
+            )
+
+        body = self.call("sealing", work)
+        return header + nonce + body
 
     def unseal(self, sealed: bytes, context: bytes) -> bytes:
         parts = sealed_parts(sealed)
-        with self.lock:
+
+        def work() -> bytes:
             key = self._find_data_keys().get(parts.key_id)
             if key is None:  # perhaps made by another process after this one looked
                 key = self._find_data_keys(again=True).get(parts.key_id)
@@ -253,8 +324,12 @@ class Pkcs11KeyStore:
                         mechanism_param=GCMParams(parts.nonce, parts.header + context, 128),
                     )
                 )
+            except _SESSION_LOST:
+                raise  # a new session, then again (self.call)
             except pkcs11.exceptions.PKCS11Error as exc:
                 raise SealedDataError("the sealed value does not open in this context") from exc
+
+        return self.call("unsealing", work)
 
     def _find_data_keys(self, *, again: bool = False) -> dict[bytes, Any]:
         """The token's data keys by CKA_ID, looked up once unless ``again`` (called with the
@@ -293,6 +368,8 @@ class Pkcs11KeyStore:
                     Attribute.DERIVE: False,
                 },
             )
+        except _SESSION_LOST:
+            raise  # a new session, then again (self.call)
         except pkcs11.exceptions.PKCS11Error as exc:
             raise KeyStoreError(f"data key generation failed: {type(exc).__name__}") from exc
         self._data_keys[cka_id] = key
@@ -330,12 +407,34 @@ class Pkcs11KeyStore:
 class _TokenLogin:
     """The one logged-in session this process holds on a token, shared by its stores."""
 
-    def __init__(self, key: tuple[str, str], session: Any, pin_digest: bytes) -> None:
+    def __init__(
+        self, key: tuple[str, str], token: Any, session: Any, pin: str, pin_digest: bytes
+    ) -> None:
         self.key = key
+        self.token = token
         self.session = session
+        self._pin = pin  # to log in again after the HSM restarts (the settings hold it too)
         self.pin_digest = pin_digest
         self.lock = threading.RLock()
         self.users = 0
+        self.generation = 0
+
+    def reopen(self) -> None:
+        """A new logged-in session after the old one was lost (called with the lock held)."""
+        with contextlib.suppress(pkcs11.exceptions.PKCS11Error):
+            self.session.close()
+        try:
+            try:
+                self.session = self.token.open(user_pin=self._pin, rw=True)
+            except pkcs11.exceptions.UserAlreadyLoggedIn:
+                # another session of this process kept the token-wide login alive
+                self.session = self.token.open(rw=True)
+        except pkcs11.exceptions.PKCS11Error as exc:
+            raise KeyStoreError(
+                f"the PKCS#11 token cannot be opened again: {type(exc).__name__}",
+                vi="không mở lại được phiên làm việc với thiết bị PKCS#11",
+            ) from exc
+        self.generation += 1
 
     @classmethod
     def acquire(cls, key: tuple[str, str], token: Any, pin: str) -> _TokenLogin:
@@ -356,7 +455,7 @@ class _TokenLogin:
                         "the token is already logged in outside this key store",
                         vi="thiết bị đã được đăng nhập bởi một phiên khác",
                     ) from exc
-                login = cls(key, session, digest)
+                login = cls(key, token, session, pin, digest)
                 _logins[key] = login
             elif not hmac.compare_digest(login.pin_digest, digest):
                 raise WrongPin()

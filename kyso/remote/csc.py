@@ -172,6 +172,11 @@ def answer_for(exc: KysoError) -> Answer:
         return _error("access_denied", exc.message("en"), 403)
     if isinstance(exc, InvalidInput | NotFound | Conflict) or exc.http_status < 500:
         return _error("invalid_request", exc.message("en"))
+    if exc.http_status == 503:  # the HSM is unreachable for now (RFC 6749 §4.1.2.1's word)
+        log.warning("CSC request: the key store is unavailable: %s", exc.message("en"))
+        return _error(
+            "temporarily_unavailable", "The signing HSM is unavailable; try again shortly", 503
+        )
     return _error("server_error", exc.message("en"), 500)
 
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pkcs11 import Attribute, ObjectClass
 from support import softhsm
 
-from kyso.errors import NotFound, WeakHashError, WrongPin
+from kyso.errors import KeyStoreError, NotFound, WeakHashError, WrongPin
 from kyso.keys.base import KeyAlgorithm, SigningKey
 from kyso.keys.pkcs11 import Pkcs11KeyStore
 
@@ -204,3 +204,63 @@ def test_sha1_is_refused(keys: dict[KeyAlgorithm, SigningKey]) -> None:
             key.sign(MESSAGE, hashes.SHA1())
         with pytest.raises(WeakHashError):
             key.sign_digest(b"\x00" * 20, hashes.SHA1())
+
+
+def _drop_sessions(store: Pkcs11KeyStore) -> None:
+    """What an HSM restart does to this process: its session (and so the login) is gone."""
+    store._login.session.close()
+
+
+# python-pkcs11 finalizes a search begun on the dropped session when it is collected, and
+# reports that session's error as "ignored": expected here, as after a real HSM restart.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_store_opens_a_new_session_when_the_hsm_dropped_it(
+    hsm_tokens: softhsm.SoftHsmToken,
+) -> None:
+    first = Pkcs11KeyStore(hsm_tokens.module, conftest.RECONNECT_TOKEN, conftest.RECONNECT_PIN)
+    second = Pkcs11KeyStore(hsm_tokens.module, conftest.RECONNECT_TOKEN, conftest.RECONNECT_PIN)
+    try:
+        rsa_key = first.generate("reconnect rsa", KeyAlgorithm.RSA_2048)
+        ec_key = second.generate("reconnect ec", KeyAlgorithm.EC_P256)
+        sealed = first.seal(b"totp secret", b"user:7")
+        generation = first.generation
+
+        _drop_sessions(first)
+        # each store's cached key signs again, once one of them has opened a new session
+        verify(rsa_key, rsa_key.sign(MESSAGE, hashes.SHA256()), MESSAGE, hashes.SHA256())
+        verify(ec_key, ec_key.sign(MESSAGE, hashes.SHA256()), MESSAGE, hashes.SHA256())
+        assert first.generation == second.generation == generation + 1
+
+        _drop_sessions(second)
+        assert second.unseal(sealed, b"user:7") == b"totp secret"
+        assert first.unseal(first.seal(b"again", b"ctx"), b"ctx") == b"again"
+        assert first.get(ec_key.key_id).algorithm is KeyAlgorithm.EC_P256
+        assert first.generation == generation + 2
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_token_that_cannot_be_opened_again_is_a_key_store_error(
+    hsm_tokens: softhsm.SoftHsmToken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HSM stays away: a 503-type KeyStoreError (the CSC API says
+    ``temporarily_unavailable``), not a PKCS#11 exception escaping to the caller."""
+    store = Pkcs11KeyStore(hsm_tokens.module, conftest.RECONNECT_TOKEN, conftest.RECONNECT_PIN)
+    try:
+        key = store.generate("unreachable", KeyAlgorithm.EC_P256)
+        _drop_sessions(store)
+
+        class Unplugged:
+            def open(self, **_: object) -> None:
+                raise pkcs11.exceptions.TokenNotPresent()
+
+        real = store._login.token
+        monkeypatch.setattr(store._login, "token", Unplugged())
+        with pytest.raises(KeyStoreError) as caught:
+            key.sign(MESSAGE, hashes.SHA256())
+        assert caught.value.http_status == 503
+        monkeypatch.setattr(store._login, "token", real)  # the HSM is back
+        verify(key, key.sign(MESSAGE, hashes.SHA256()), MESSAGE, hashes.SHA256())
+    finally:
+        store.close()

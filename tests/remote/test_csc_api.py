@@ -433,6 +433,16 @@ def test_malformed_requests_get_the_specifications_errors(
     assert_csc_error(answer, status, "invalid_request", description)
 
 
+def test_an_unreachable_hsm_is_503_temporarily_unavailable_not_a_server_error() -> None:
+    from kyso.errors import KeyStoreError
+    from kyso.remote import csc
+
+    answer = csc.answer_for(KeyStoreError("signing failed: TokenNotPresent"))
+    assert answer.status == 503
+    assert answer.body is not None and answer.body["error"] == "temporarily_unavailable"
+    assert "TokenNotPresent" not in answer.body["error_description"]  # no internals
+
+
 def test_missing_unknown_and_expired_tokens_are_401_invalid_token(
     http: TestClient, world: World
 ) -> None:
