@@ -88,6 +88,11 @@ def test_the_signing_page_offers_the_usb_token_and_keeps_the_result(
     assert 'id="agent-sign"' in shown.text and "/static/agent.js" in shown.text
     assert "Thiết bị ký số USB (bộ ký kyso)" in shown.text
     assert kyso.get("/static/agent.js").status_code == 200
+    # only this page may reach the agent on the user's computer; other pages may not
+    assert "connect-src 'self' http://127.0.0.1:*;" in shown.headers["content-security-policy"]
+    for other in ("/", "/sign", "/verify", "/sign/requests"):
+        policy = web.get(other).headers["content-security-policy"]
+        assert "connect-src 'self';" in policy and "127.0.0.1" not in policy, other
 
     following = sign_through_agent(web, page, holder, upload_id)
     assert following == f"/sign/{upload_id}/done"

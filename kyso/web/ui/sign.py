@@ -420,6 +420,7 @@ def _sign_page(
             "preview_dpi": PREVIEW_DPI,
         },
         status_code=status_code,
+        talks_to_agent=True,  # the USB-token signing box (documents/sign_agent.html)
     )
 
 

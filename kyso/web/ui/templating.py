@@ -23,14 +23,16 @@ from kyso.web.ui import i18n, labels
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # Pages are only ever shown by kyso itself: no framing, no third-party scripts or styles.
-# connect-src also allows the user's own computer: the signing page talks to the local
-# signing agent for USB tokens on 127.0.0.1 (kyso.agent).
+_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'{extra}; object-src 'none'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+# Only the page that signs with a USB token may reach the user's own computer, where the
+# local signing agent listens on 127.0.0.1 (kyso.agent; its port is the user's to choose).
+AGENT_CSP = _CSP.format(extra=" http://127.0.0.1:*")
 SECURITY_HEADERS = {
-    "content-security-policy": (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self'; connect-src 'self' http://127.0.0.1:*; object-src 'none'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
+    "content-security-policy": _CSP.format(extra=""),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
@@ -97,13 +99,17 @@ def render(
     context: Mapping[str, Any] | None = None,
     *,
     status_code: int = 200,
+    talks_to_agent: bool = False,
 ) -> HTMLResponse:
     """A page: the template with the request's page state (viewer, CSRF token, language,
-    flash message) and the security headers."""
+    flash message) and the security headers (``talks_to_agent``: its script may call the
+    local signing agent)."""
     from kyso.web.ui import guard  # guard imports this module for its error pages
 
     state = guard.page_state(request)
     body = environment(state.lang).get_template(template).render(page=state, **(context or {}))
     response = HTMLResponse(body, status_code=status_code)
+    if talks_to_agent:
+        response.headers["content-security-policy"] = AGENT_CSP
     guard.finish(request, response)
     return response
