@@ -281,12 +281,16 @@ def _signer(session: Any, caller: Caller, body: Mapping[str, Any]) -> User:
     return user  # type: ignore[no-any-return]
 
 
-def _credential(session: Any, signer: User, credential_id: str) -> keyuse.UsableKey:
-    """The central key ``credential_id`` if ``signer`` may use it now; otherwise the same
-    refusal whether it exists or not."""
-    return keyuse.authorize(
+def _credential(session: Any, caller: Caller, signer: User, credential_id: str) -> keyuse.UsableKey:
+    """The central key ``credential_id`` if ``signer`` may use it now and, for a system, if
+    the system was given it (``kyso api-client create --key``, as for ``/api/v1/sign``);
+    otherwise the same refusal whether it exists or not."""
+    key = keyuse.authorize(
         approvals.signer_principal(session, signer), session, STORE_NAME, credential_id
     )
+    if caller.is_system:
+        keyuse.authorize(caller.principal, session, STORE_NAME, credential_id)
+    return key
 
 
 def _key_type(key: keyuse.UsableKey) -> str:
@@ -341,6 +345,9 @@ def list_credentials(ctx: Context, caller: Caller, version: str, body: Mapping[s
         keys = keyuse.usable_keys(
             approvals.signer_principal(session, signer), session, STORE_NAME, limit=limit or 200
         )
+        if caller.is_system:  # only the keys the system was given
+            given = {k.key_id for k in keyuse.usable_keys(caller.principal, session, STORE_NAME)}
+            keys = [k for k in keys if k.key_id in given]
         answer: dict[str, Any] = {"credentialIDs": [k.key_id for k in keys]}
         if with_info:
             answer["credentialInfos"] = [
@@ -358,7 +365,7 @@ def credential_info(ctx: Context, caller: Caller, version: str, body: Mapping[st
     with ctx.db.read() as session:
         signer = _signer(session, caller, body)
         try:
-            key = _credential(session, signer, credential_id)
+            key = _credential(session, caller, signer, credential_id)
         except keyuse.KeyNotAllowed:
             raise invalid("Invalid parameter credentialID") from None
     return _describe(ctx, key, version, body)
@@ -482,7 +489,7 @@ def _read_authorize(
     with ctx.db.read() as session:
         signer = _signer(session, caller, body)
         try:
-            key = _credential(session, signer, credential_id)
+            key = _credential(session, caller, signer, credential_id)
         except keyuse.KeyNotAllowed:
             raise invalid("Invalid parameter credentialID") from None
         signer_id = signer.id
@@ -659,7 +666,7 @@ def send_otp(ctx: Context, caller: Caller, body: Mapping[str, Any]) -> Answer:
     with ctx.db.read() as session:
         signer = _signer(session, caller, body)
         try:
-            _credential(session, signer, credential_id)
+            _credential(session, caller, signer, credential_id)
         except keyuse.KeyNotAllowed:
             raise invalid("Invalid parameter credentialID") from None
     raise invalid("The OTP is offline (TOTP): read it from the authenticator app; nothing is sent")
@@ -698,7 +705,7 @@ def sign_hash(ctx: Context, caller: Caller, version: str, body: Mapping[str, Any
     with ctx.db.read() as session:
         signer = _signer(session, caller, body)
         try:
-            key = _credential(session, signer, credential_id)
+            key = _credential(session, caller, signer, credential_id)
         except keyuse.KeyNotAllowed:
             raise invalid("Invalid parameter credentialID") from None
         signer_id = signer.id
@@ -846,7 +853,7 @@ def sign_doc(ctx: Context, caller: Caller, body: Mapping[str, Any]) -> dict:
     with ctx.db.read() as session:
         signer = _signer(session, caller, body)
         try:
-            key = _credential(session, signer, credential_id)
+            key = _credential(session, caller, signer, credential_id)
         except keyuse.KeyNotAllowed:
             raise invalid("Invalid parameter credentialID") from None
         signer_id = signer.id

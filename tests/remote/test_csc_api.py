@@ -29,6 +29,7 @@ from support.world import World, app_client, make_world
 
 from kyso import clock
 from kyso.api import clients
+from kyso.remote import approvals
 from kyso.store.models import AuditEntry, CscAccessToken, SignApproval, User
 
 pytestmark = pytest.mark.softhsm
@@ -53,10 +54,13 @@ def api_token(world: World, signer: CentralSigner) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def system_client(world: World, name: str) -> str:
-    """A system's API client (no user) with documents:sign; its kyso_ token."""
+def system_client(world: World, name: str, keys: list[str] | None = None) -> str:
+    """A system's API client (no user) with documents:sign, given ``keys`` of the central
+    HSM (``kyso api-client create --key``); its kyso_ token."""
     with world.ctx.db.session() as session:
-        return clients.create(session, name, ["documents:sign"], "cli:test")
+        return clients.create(
+            session, name, ["documents:sign"], "cli:test", keys=keys, keystore="hsm"
+        )
 
 
 def digests(*texts: str) -> list[str]:
@@ -478,8 +482,9 @@ def test_a_system_gets_a_token_with_client_credentials_and_lists_a_users_credent
     http: TestClient, world: World
 ) -> None:
     signer = central_signer(world)
+    not_given = central_signer(world, full_name="Trần Văn Chưa Giao")
     name = f"Hệ thống QLVB {world.tag}"
-    secret = system_client(world, name)
+    secret = system_client(world, name, keys=[signer.key_id])
     refused = http.post(
         "/csc/v1/oauth2/token",
         data={"grant_type": "client_credentials", "client_id": name, "client_secret": "kyso_x"},
@@ -502,6 +507,25 @@ def test_a_system_gets_a_token_with_client_credentials_and_lists_a_users_credent
         "invalid_request",
         "Missing (or invalid type) string parameter userID",
     )
+    # a key the system was not given: not listed, not described, never on the holder's phone
+    user = {"userID": not_given.user.username}
+    nothing = http.post("/csc/v1/credentials/list", headers=headers, json=user)
+    assert nothing.status_code == 200 and nothing.json()["credentialIDs"] == []
+    for path, body in (
+        ("credentials/info", {"credentialID": not_given.key_id, **user}),
+        (
+            "credentials/authorize",
+            authorize_body("v1", not_given.key_id, digests("x"), None, None, **user),
+        ),
+    ):
+        assert_csc_error(
+            http.post(f"/csc/v1/{path}", headers=headers, json=body),
+            400,
+            "invalid_request",
+            "Invalid parameter credentialID",
+        )
+    with world.ctx.db.read() as session:
+        assert approvals.pending(not_given.principal, session) == []
 
 
 def test_a_delegate_sees_the_seal_delegated_to_them(http: TestClient, world: World) -> None:

@@ -61,7 +61,7 @@ def test_a_system_authorizes_asynchronously_and_polls_until_the_phone_approves(
 ) -> None:
     signer = central_signer(world)
     name = f"Phần mềm một cửa {world.tag}"
-    secret = system_client(world, name)
+    secret = system_client(world, name, keys=[signer.key_id])
     token = http.post(
         "/csc/v2/oauth2/token",
         data={"grant_type": "client_credentials", "client_id": name, "client_secret": secret},
