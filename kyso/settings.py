@@ -45,6 +45,21 @@ def _approvals(value: str | None) -> dict[str, int]:
     return result
 
 
+def _peers(value: str | None) -> dict[str, str]:
+    """``000.00.02.H06=https://kyso.bacninh.gov.vn;000.00.00.G12=https://…``: the other kyso
+    installations (another province, a ministry) and the identifier-code prefixes they serve."""
+    result: dict[str, str] = {}
+    for item in (value or "").replace("\n", ";").split(";"):
+        if not item.strip():
+            continue
+        prefix, sep, url = item.partition("=")
+        url = url.strip().rstrip("/")
+        if not sep or not prefix.strip() or not url.startswith(("https://", "http://")):
+            raise ValueError(f"KYSO_EXCHANGE_PEERS: '{item.strip()}' is not PREFIX=URL")
+        result[prefix.strip()] = url
+    return result
+
+
 def _secret(env: dict[str, str], name: str) -> str | None:
     """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (first line)."""
     if env.get(name):
@@ -136,6 +151,9 @@ class Settings:
     # text, and prometheus-client's directory for several worker processes (its own variable,
     # which the library itself reads at import).
     loop_seconds: float = 60.0
+    # Exchange between agencies (kyso.exchange): other kyso installations by the prefix of
+    # the identifier codes (mã định danh) they serve.
+    exchange_peers: dict[str, str] = field(default_factory=dict)
     metrics_allow: str = "127.0.0.1,::1"
     log_format: str = "text"
     prometheus_multiproc_dir: Path | None = None
@@ -214,6 +232,7 @@ class Settings:
             csc_wait_seconds=_number(env, "KYSO_CSC_WAIT_SECONDS", 60),
             vapid_subject=env.get("KYSO_VAPID_SUBJECT") or "mailto:kyso@localhost",
             loop_seconds=float(env.get("KYSO_LOOP_SECONDS") or 60),
+            exchange_peers=_peers(env.get("KYSO_EXCHANGE_PEERS")),
             metrics_allow=env.get("KYSO_METRICS_ALLOW") or "127.0.0.1,::1",
             log_format=(env.get("KYSO_LOG_FORMAT") or "text").strip().lower(),
             prometheus_multiproc_dir=(

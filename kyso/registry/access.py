@@ -36,6 +36,7 @@ class Action(enum.StrEnum):
     CERT_REVOKE = "cert.revoke"  # also suspend / restore
     CERT_HANDOVER = "cert.handover"
     DOCUMENT_SIGN = "document.sign"
+    DOCUMENT_EXCHANGE = "document.exchange"  # the records clerk's inbox and outbox (edXML)
     AUDIT_READ = "audit.read"
     REPORT_READ = "report.read"
 
@@ -60,6 +61,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.REQUEST_CREATE,
             Action.CERT_HANDOVER,
             Action.DOCUMENT_SIGN,
+            Action.DOCUMENT_EXCHANGE,
         }
     ),
     Role.SIGNER: frozenset(
@@ -84,6 +86,7 @@ SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
     "requests:write": frozenset({Action.REQUEST_CREATE, Action.CERT_HANDOVER}),
     "requests:decide": frozenset({Action.REQUEST_DECIDE}),
     "documents:sign": frozenset({Action.DOCUMENT_SIGN}),
+    "documents:exchange": frozenset({Action.DOCUMENT_EXCHANGE, Action.DOCUMENT_SIGN}),
     "audit:read": frozenset({Action.AUDIT_READ}),
     "reports:read": frozenset({Action.REPORT_READ}),
     "users:admin": frozenset({Action.USER_ADMIN}),

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from kyso.trust import TrustContext
 
 # Where a signature was asked for, as the audit log names it.
-ENTRY_POINTS = frozenset({"api", "page", "queue", "cli"})
+ENTRY_POINTS = frozenset({"api", "page", "queue", "cli", "exchange"})
 
 
 def level_support(

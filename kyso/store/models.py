@@ -865,3 +865,76 @@ class WebAuthnChallenge(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- Exchange between agencies (issue 11): edXML packages, inboxes and outboxes --------------
+
+
+class ExchangeDirection(enum.StrEnum):
+    OUT = "out"  # sent by a unit of this installation
+    IN = "in"  # received by a unit of this installation
+
+
+class ExchangeState(enum.StrEnum):
+    """Where a message stands for the local unit (the QCVN 102:2016 status in brackets)."""
+
+    QUEUED = "queued"  # out: signed, waiting for delivery (retried while the other side is down)
+    DELIVERED = "delivered"  # out: the recipient's system took it (01)
+    ARRIVED = "arrived"  # in: in the unit's inbox, not yet received by its records clerk (01)
+    RECEIVED = "received"  # in: the clerk received it, with its ĐẾN mark (03); out: told so
+    REFUSED = "refused"  # not valid on arrival, or refused by the clerk (02)
+    RECALLED = "recalled"  # the sender recalled it and the recipient agreed (13/15)
+    FAILED = "failed"  # out: not delivered after every retry
+
+
+class ExchangeMessage(Base):
+    """One edXML package between one local unit and one other agency. A package to several
+    recipients is one OUT message per recipient (each has its own fate); the signed package
+    is kept as sent or received, byte for byte. ``package_sha256`` with the unit and the
+    direction is unique: a message delivered twice is stored once."""
+
+    __tablename__ = "exchange_messages"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "direction", "package_sha256", name="uq_exchange_once"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    direction: Mapped[ExchangeDirection] = mapped_column(_enum(ExchangeDirection))
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    peer_organ_id: Mapped[str] = mapped_column(String(60))
+    peer_name: Mapped[str] = mapped_column(String(300))
+    document_id: Mapped[str] = mapped_column(String(300), index=True)
+    code: Mapped[str] = mapped_column(String(100))  # number/notation
+    subject: Mapped[str] = mapped_column(String(500))
+    type_name: Mapped[str] = mapped_column(String(100))
+    business: Mapped[int] = mapped_column(Integer, default=0)  # 0 new, 1 recall, 2/3 update
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    package: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    state: Mapped[ExchangeState] = mapped_column(_enum(ExchangeState), index=True)
+    status_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_number: Mapped[str | None] = mapped_column(String(40), nullable=True)  # số đến
+    marked_document: Mapped[bytes | None] = mapped_column(
+        LargeBinary, nullable=True, deferred=True
+    )  # in: the main PDF with the ĐẾN mark
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))  # who sent it, or "exchange:<peer>"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ExchangeStatusEntry(Base):
+    """A status (QCVN 102:2016 codes 01–16) said about a message, by either side, kept as
+    its history."""
+
+    __tablename__ = "exchange_statuses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("exchange_messages.id"), index=True)
+    code: Mapped[str] = mapped_column(String(2))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    organ_id: Mapped[str] = mapped_column(String(60))  # who said it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
