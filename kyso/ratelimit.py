@@ -54,6 +54,7 @@ class Purpose(enum.StrEnum):
     VERIFICATION = "verify"  # anonymous validation of a signed file
     OCSP_SIGNING = "ocsp"  # OCSP answers signed on the spot (nonce, SHA-256 CertID, …)
     TSA = "tsa"  # RFC 3161 time-stamps over HTTP
+    EXCHANGE = "exchange"  # edXML packages delivered by another installation
     LOGIN = "login"  # every login attempt from an address
     LOGIN_FAILURE = "login-failed"  # failed logins from an address
     LOGIN_ACCOUNT = "login-account"  # failed logins on one user name, from anywhere
@@ -104,6 +105,7 @@ def budgets(settings: Settings) -> dict[Purpose, Budget | None]:
     """The budgets an instance runs with (README, "Settings")."""
     return {
         Purpose.VERIFICATION: Budget.per_minute(settings.verify_per_minute),
+        Purpose.EXCHANGE: Budget.per_minute(settings.exchange_per_minute),
         Purpose.OCSP_SIGNING: Budget.per_minute(settings.ocsp_sign_per_minute),
         Purpose.TSA: Budget.per_minute(settings.tsa_per_minute),
         Purpose.LOGIN: Budget.per_minute(settings.login_per_minute),

@@ -91,6 +91,7 @@ class Settings:
     pin_change_days: int = 180  # a token holder who has not changed the PIN for longer is listed
     # public verification is anonymous and costs CPU: validations per minute per client address
     verify_per_minute: int = 30
+    exchange_per_minute: int = 300  # packages another installation may deliver (per address)
     # ... and each validation is bounded: signatures and revisions of a PDF (refused above them
     # before any is checked), a pool of worker processes (0: one per core) with a queue, the
     # CPU seconds and memory one validation may use, and a deadline after which its worker is
@@ -154,6 +155,7 @@ class Settings:
     # Exchange between agencies (kyso.exchange): other kyso installations by the prefix of
     # the identifier codes (mã định danh) they serve.
     exchange_peers: dict[str, str] = field(default_factory=dict)
+    exchange_retry_seconds: int = 60  # the first wait before delivering again (then doubled)
     metrics_allow: str = "127.0.0.1,::1"
     log_format: str = "text"
     prometheus_multiproc_dir: Path | None = None
@@ -202,6 +204,8 @@ class Settings:
             max_upload_bytes=_number(env, "KYSO_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
             pin_change_days=_number(env, "KYSO_PIN_CHANGE_DAYS", 180),
             verify_per_minute=_number(env, "KYSO_VERIFY_PER_MINUTE", 30),
+            exchange_per_minute=_number(env, "KYSO_EXCHANGE_PER_MINUTE", 300),
+            exchange_retry_seconds=_number(env, "KYSO_EXCHANGE_RETRY_SECONDS", 60),
             verify_max_signatures=_number(env, "KYSO_VERIFY_MAX_SIGNATURES", 50),
             verify_max_revisions=_number(env, "KYSO_VERIFY_MAX_REVISIONS", 100),
             verify_workers=_number(env, "KYSO_VERIFY_WORKERS", 0),

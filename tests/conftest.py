@@ -183,8 +183,8 @@ class Server:
     instance: Instance
 
 
-def _serve(instance: Instance, log_dir: Path) -> Iterator[Server]:
-    port = _free_port()
+def _serve(instance: Instance, log_dir: Path, port: int | None = None) -> Iterator[Server]:
+    port = port or _free_port()
     env = {**os.environ, **instance.env, "KYSO_BASE_URL": f"http://127.0.0.1:{port}"}
     log = (log_dir / f"server-{port}.log").open("wb")
     process = subprocess.Popen(

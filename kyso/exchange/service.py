@@ -51,6 +51,7 @@ from kyso.exchange.model import (
 )
 from kyso.exchange.status import StatusCode
 from kyso.registry.access import Action, Principal, require, visible
+from kyso.signing.levels import Level
 from kyso.store.models import (
     ExchangeDirection,
     ExchangeMessage,
@@ -61,6 +62,7 @@ from kyso.store.models import (
 
 if TYPE_CHECKING:
     from kyso.context import Context
+    from kyso.signing.identity import SignerIdentity
 
 log = logging.getLogger("kyso.exchange")
 
@@ -182,7 +184,6 @@ def send(ctx: Context, principal: Principal, outgoing: Outgoing) -> list[str]:
     """Sign and send ``outgoing``; the OUT messages' public ids, one per recipient. Local
     recipients have it in their inbox when this returns; others are queued for delivery."""
     from kyso.signing.service import sign_with_key
-    from kyso.signing.xades import sign_xml
 
     if not outgoing.files:
         raise InvalidInput("attach the document", vi="hãy đính kèm văn bản")
@@ -245,7 +246,7 @@ def send(ctx: Context, principal: Principal, outgoing: Outgoing) -> list[str]:
         principal,
         outgoing.key_id,
         edxml.build(package),
-        lambda content, identity: sign_xml(content, identity, parent_xpath=HEADER_XPATH),
+        lambda content, identity: _sign_package(ctx, content, identity),
         kind="edxml",
         entry="exchange",
         name=package.header.subject,
@@ -302,6 +303,24 @@ def _queue(
     for public_id in ids:
         deliver(ctx, public_id)
     return ids
+
+
+def _sign_package(ctx: Context, content: bytes, identity: SignerIdentity) -> bytes:
+    """The unit's signature under ``edXMLHeader`` at XAdES B-LT: time-stamped, with the
+    certificates' revocation evidence inside, so that another installation (which cannot
+    ask this CA's OCSP responder) can judge it, and the archive can keep it."""
+    from kyso.signing.service import level_support
+    from kyso.signing.xades import sign_xml
+
+    stamper, trust = level_support(ctx, Level.B_LT)
+    return sign_xml(
+        content,
+        identity,
+        level=Level.B_LT,
+        timestamper=stamper,
+        trust=trust,
+        parent_xpath=HEADER_XPATH,
+    )
 
 
 def _peer_url(peers: dict[str, str], organ_id: str) -> str | None:
@@ -361,7 +380,8 @@ def _retry_later(ctx: Context, public_id: str, error: str) -> None:
                 ),
             )
         else:
-            wait = timedelta(minutes=min(2 ** (message.attempts - 1), 480))
+            first = ctx.settings.exchange_retry_seconds
+            wait = timedelta(seconds=min(first * 2 ** (message.attempts - 1), 8 * 3600))
             message.next_attempt_at = clock.now() + wait
 
 
@@ -416,6 +436,7 @@ def _judge(ctx: Context, data: bytes, package: Package) -> str | None:
     """None if every signature is valid (the package's, and those of each signed PDF in it);
     otherwise the reason, in Vietnamese, as the status 02 says it."""
     from kyso.trust import trust_context
+    from kyso.validation.report import Indication
     from kyso.validation.verify import verify
     from kyso.validation.xml import validate_xml
 
@@ -432,7 +453,10 @@ def _judge(ctx: Context, data: bytes, package: Package) -> str | None:
             checked = verify(attachment.content, trust, name=attachment.name)
         except InvalidInput as exc:
             return f"Tệp {attachment.name} không đọc được: {exc.message('vi')}"
-        if checked.signatures and not checked.passed:
+        # A signature that is broken refuses the package. One that cannot be judged here
+        # (another CA's certificate without revocation evidence in the file) does not: the
+        # package's own B-LT signature, which must pass, vouches for the sending unit.
+        if checked.signatures and checked.indication is Indication.TOTAL_FAILED:
             first = checked.signatures[0]
             return f"Chữ ký số trên tệp {attachment.name} không hợp lệ: {first.message_vi}"
     return None
@@ -696,7 +720,6 @@ def recall(
     """Recall a sent document from every recipient (``BussinessDocType`` 1): the same header,
     a new trace saying why, signed again with the unit's key."""
     from kyso.signing.service import sign_with_key
-    from kyso.signing.xades import sign_xml
 
     reason = reason.strip()
     if not reason:
@@ -724,7 +747,7 @@ def recall(
         principal,
         key_id,
         edxml.build(package),
-        lambda content, identity: sign_xml(content, identity, parent_xpath=HEADER_XPATH),
+        lambda content, identity: _sign_package(ctx, content, identity),
         kind="edxml",
         entry="exchange",
         name=package.header.subject,

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from kyso import cluster, ratelimit, upgrade
 from kyso.audit import checkpoints
 from kyso.context import Context
+from kyso.exchange import service as exchange
 from kyso.observability import logging as jsonlog
 from kyso.observability import metrics
 from kyso.registry import login_challenges, sessions
@@ -27,6 +28,7 @@ from kyso.web import (
     api_delegates,
     api_docs,
     api_documents,
+    api_exchange,
     api_registry,
     api_requests,
     csc_api,
@@ -90,6 +92,10 @@ def _refresh_loop(
             documents.fail_interrupted(ctx)  # approved, but the signing process stopped
         except Exception:
             log.exception("expiring overdue signature approvals failed")
+        try:  # documents for other installations, delivered again while they were down
+            exchange.retry_due(ctx)
+        except Exception:
+            log.exception("delivering the queued exchange messages failed")
         try:  # the outcome of central-key signatures, to the systems that gave a callback URL
             webhooks.retry_due(ctx)
         except Exception:
@@ -154,6 +160,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.include_router(api_agent.router)  # signing with a USB token (kyso.agent)
     app.include_router(api_registry.router)
     app.include_router(csc_api.router)  # the CSC API v1 and v2 (kyso.remote.csc)
+    app.include_router(api_exchange.router)  # edXML between agencies (kyso.exchange)
     app.include_router(ui.router)
     api_docs.install(app)
     app.mount("/static", CachedStatic(directory=STATIC), name="static")
