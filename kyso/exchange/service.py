@@ -301,7 +301,7 @@ def _queue(
         )
         ids = [m.public_id for m in made]
     for public_id in ids:
-        deliver(ctx, public_id)
+        deliver(ctx, public_id, signed)
     return ids
 
 
@@ -329,20 +329,29 @@ def _peer_url(peers: dict[str, str], organ_id: str) -> str | None:
     return peers[best] if best is not None else None
 
 
-def deliver(ctx: Context, public_id: str) -> bool:
-    """Try to deliver one queued OUT message now; True once it was taken (01 or 02)."""
+def deliver(ctx: Context, public_id: str, package: bytes | None = None) -> bool:
+    """Try to deliver one queued OUT message now; True once it was taken (01 or 02).
+    ``package``: its signed bytes when the caller has them (not read back again)."""
     from kyso.exchange import transport
 
     with ctx.db.read() as session:
-        message = session.execute(
-            select(ExchangeMessage).where(
+        found = session.execute(
+            select(ExchangeMessage.id, ExchangeMessage.peer_organ_id, ExchangeMessage.state).where(
                 ExchangeMessage.public_id == public_id,
                 ExchangeMessage.direction == ExchangeDirection.OUT,
             )
-        ).scalar_one_or_none()
-        if message is None or message.state is not ExchangeState.QUEUED:
+        ).first()
+        if found is None or found.state is not ExchangeState.QUEUED:
             return False
-        organ_id, data = message.peer_organ_id, message.package
+        organ_id = found.peer_organ_id
+        data = package
+        if data is None:
+            data = bytes(
+                session.scalar(
+                    select(ExchangeMessage.package).where(ExchangeMessage.id == found.id)
+                )
+                or b""
+            )
         local = _local_units(session, [organ_id])
     try:
         if organ_id in local:

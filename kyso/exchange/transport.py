@@ -9,6 +9,7 @@ the peer stores a package once, a retry after a lost answer does no harm."""
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import httpx
@@ -21,6 +22,20 @@ if TYPE_CHECKING:
 
 PATH = "/exchange/v1/messages"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def _http() -> httpx.Client:
+    """One client for the process (thread-safe, keeping connections alive): making an
+    ``httpx.Client`` loads the CA bundle into a new SSL context, tens of milliseconds that
+    would otherwise be paid by every delivery."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(timeout=TIMEOUT)
+        return _client
 
 
 class Unreachable(KysoError):
@@ -35,12 +50,7 @@ def post_package(url: str, data: bytes) -> Outcome:
     from kyso.exchange.service import Outcome  # service imports this module
 
     try:
-        answer = httpx.post(
-            url + PATH,
-            content=data,
-            headers={"content-type": "application/xml"},
-            timeout=TIMEOUT,
-        )
+        answer = _http().post(url + PATH, content=data, headers={"content-type": "application/xml"})
     except httpx.HTTPError as exc:
         raise Unreachable(f"{url}: {type(exc).__name__}") from exc
     if answer.status_code >= 500 or answer.status_code in (408, 429):

@@ -82,7 +82,12 @@ class JsonFormatter(logging.Formatter):
 
 def configure(log_format: str) -> None:
     """Install the JSON formatter on the root logger and route uvicorn's loggers to it
-    (``log_format`` "json"); "text" changes nothing. Safe to call again (one handler)."""
+    (``log_format`` "json"); "text" changes nothing. Safe to call again (one handler).
+
+    pyHanko's validator logs every signature it cannot validate as a warning with the whole
+    traceback; kyso's report already says why, so those repeat nothing but cost time and
+    flood the log with each document from another CA: only its errors are kept."""
+    logging.getLogger("pyhanko.sign.validation").setLevel(logging.ERROR)
     if log_format != "json":
         if log_format != "text":
             raise ValueError(f"KYSO_LOG_FORMAT: '{log_format}' is neither 'json' nor 'text'")
