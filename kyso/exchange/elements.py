@@ -102,9 +102,18 @@ def parse_int(value: str, where: str, low: int, high: int) -> int:
     return number
 
 
+ORGAN_ID_MAX = 60
+
+
 def read_organ(node: etree._Element) -> Organ:
+    organ_id = required(node, "OrganId")
+    if len(organ_id) > ORGAN_ID_MAX:
+        raise problem(
+            f"OrganId is longer than {ORGAN_ID_MAX} characters",
+            f"mã định danh (OrganId) dài quá {ORGAN_ID_MAX} ký tự",
+        )
     return Organ(
-        organ_id=required(node, "OrganId"),
+        organ_id=organ_id,
         name=text(node, "OrganName"),
         in_charge=text(node, "OrganizationInCharge"),
         address=text(node, "OrganAdd"),

@@ -37,26 +37,30 @@ from sqlalchemy.orm import Session
 
 from kyso import clock
 from kyso.audit.log import Event, record
-from kyso.errors import Conflict, InvalidInput, NotFound
+from kyso.errors import Conflict, InvalidInput, KysoError, NotFound
 from kyso.exchange import edxml
 from kyso.exchange.model import (
+    SUBJECT_MAX,
     Attachment,
     BusinessDocType,
     Header,
     Organ,
     Package,
     Priority,
+    ResponseFor,
     SignerInfo,
     Trace,
 )
 from kyso.exchange.status import StatusCode
 from kyso.registry.access import Action, Principal, require, visible
+from kyso.registry.fields import FieldErrors, FieldProblem
 from kyso.signing.levels import Level
 from kyso.store.models import (
     ExchangeDirection,
     ExchangeMessage,
     ExchangeState,
     ExchangeStatusEntry,
+    ExchangeStatusOut,
     Organization,
 )
 
@@ -148,10 +152,15 @@ def _unit(principal: Principal, session: Session, public_id: str) -> Organizatio
 
 
 def _local_units(session: Session, organ_ids: Sequence[str]) -> dict[str, Organization]:
+    """The units of this installation with these identifier codes, by the code as given
+    (codes compare without regard to case: people type ``h05`` for ``H05``)."""
     if not organ_ids:
         return {}
-    found = session.scalars(select(Organization).where(Organization.code.in_(list(organ_ids))))
-    return {o.code: o for o in found if o.code}
+    wanted = {i.upper(): i for i in organ_ids}
+    found = session.scalars(
+        select(Organization).where(func.upper(Organization.code).in_(list(wanted)))
+    )
+    return {wanted[o.code.upper()]: o for o in found if o.code}
 
 
 def _new_id() -> str:
@@ -185,13 +194,8 @@ def send(ctx: Context, principal: Principal, outgoing: Outgoing) -> list[str]:
     recipients have it in their inbox when this returns; others are queued for delivery."""
     from kyso.signing.service import sign_with_key
 
-    if not outgoing.files:
-        raise InvalidInput("attach the document", vi="hãy đính kèm văn bản")
-    if len(outgoing.files) > MAX_ATTACHMENTS:
-        raise InvalidInput(
-            f"at most {MAX_ATTACHMENTS} files", vi=f"tối đa {MAX_ATTACHMENTS} tệp đính kèm"
-        )
-    recipients = [r.strip() for r in outgoing.recipients if r.strip()]
+    _check(outgoing)
+    recipients = list(dict.fromkeys(_code(r) for r in outgoing.recipients if r.strip()))
     with ctx.db.read() as session:
         unit = _unit(principal, session, outgoing.unit)
         sender = _organ_of(unit)
@@ -208,8 +212,16 @@ def send(ctx: Context, principal: Principal, outgoing: Outgoing) -> list[str]:
                 f"no unit or peer installation has identifier code {organ_id}",
                 vi=f"không có đơn vị hay hệ thống nào mang mã định danh {organ_id}",
             )
-    if sender.organ_id in recipients:
-        raise InvalidInput("a unit does not send to itself", vi="đơn vị không gửi cho chính mình")
+    if sender.organ_id.upper() in {r.upper() for r in recipients}:
+        raise FieldErrors(
+            [
+                FieldProblem(
+                    "recipients",
+                    "a unit does not send to itself",
+                    "đơn vị không gửi cho chính mình",
+                )
+            ]
+        )
     now = clock.now()
     package = Package(
         header=Header(
@@ -239,13 +251,26 @@ def send(ctx: Context, principal: Principal, outgoing: Outgoing) -> list[str]:
             for i, f in enumerate(outgoing.files)
         ),
     )
-    if not package.header.code_number:
-        raise InvalidInput("the document needs its number", vi="văn bản cần có số")
+    unsigned = edxml.build(package)
+    # the signature adds its evidence (certificates, OCSP, time-stamp): leave room for it
+    if len(unsigned) + 256 * 1024 > ctx.settings.max_upload_bytes:
+        limit = ctx.settings.max_upload_bytes // (1024 * 1024)
+        raise FieldErrors(
+            [
+                FieldProblem(
+                    "files",
+                    f"the files are too large to send: the package may hold about {limit} MB "
+                    "(files grow by a third once encoded)",
+                    f"các tệp quá lớn để gửi: gói tin chứa được khoảng {limit} MB "
+                    "(tệp tăng thêm một phần ba khi mã hóa)",
+                )
+            ]
+        )
     signed = sign_with_key(
         ctx,
         principal,
         outgoing.key_id,
-        edxml.build(package),
+        unsigned,
         lambda content, identity: _sign_package(ctx, content, identity),
         kind="edxml",
         entry="exchange",
@@ -267,8 +292,8 @@ def _queue(
                 public_id=_new_id(),
                 direction=ExchangeDirection.OUT,
                 organization_id=unit_id,
-                peer_organ_id=organ.organ_id,
-                peer_name=organ.name,
+                peer_organ_id=organ.organ_id[:60],
+                peer_name=organ.name[:300],
                 document_id=package.header.document_id,
                 code=package.header.code,
                 subject=package.header.subject,
@@ -323,6 +348,87 @@ def _sign_package(ctx: Context, content: bytes, identity: SignerIdentity) -> byt
     )
 
 
+def _code(value: str) -> str:
+    """An identifier code as written by people, spaces dropped."""
+    return "".join(value.split())
+
+
+_LIMITS = (
+    ("code_number", 20, "số"),
+    ("code_notation", 60, "ký hiệu"),
+    ("type_name", 100, "loại văn bản"),
+    ("subject", SUBJECT_MAX, "trích yếu"),
+    ("place", 200, "nơi ban hành"),
+    ("content", 4000, "nội dung"),
+)
+
+
+def _check(outgoing: Outgoing) -> None:
+    """Every field problem of ``outgoing`` at once, named as the form names the fields."""
+    problems = []
+    for name, en, vi in (
+        ("code_number", "enter the document's number", "hãy nhập số của văn bản"),
+        ("type_name", "choose the type of document", "hãy chọn loại văn bản"),
+        ("subject", "enter the subject", "hãy nhập trích yếu nội dung"),
+    ):
+        if not str(getattr(outgoing, name)).strip():
+            problems.append(FieldProblem(name, en, vi))
+    for name, limit, vi in _LIMITS:
+        if len(str(getattr(outgoing, name)).strip()) > limit:
+            problems.append(
+                FieldProblem(name, f"at most {limit} characters", f"{vi} tối đa {limit} ký tự")
+            )
+    if not any(r.strip() for r in outgoing.recipients):
+        problems.append(
+            FieldProblem(
+                "recipients", "choose at least one recipient", "hãy chọn ít nhất một nơi nhận"
+            )
+        )
+    if not outgoing.files:
+        problems.append(FieldProblem("files", "attach the document", "hãy đính kèm văn bản"))
+    elif len(outgoing.files) > MAX_ATTACHMENTS:
+        problems.append(
+            FieldProblem(
+                "files", f"at most {MAX_ATTACHMENTS} files", f"tối đa {MAX_ATTACHMENTS} tệp"
+            )
+        )
+    elif not outgoing.files[0].content.startswith(b"%PDF-"):
+        problems.append(
+            FieldProblem(
+                "files", "the document itself must be a PDF", "văn bản chính phải là tệp PDF"
+            )
+        )
+    if not outgoing.key_id.strip():
+        problems.append(
+            FieldProblem("key_id", "choose the unit's seal key", "hãy chọn khóa con dấu của đơn vị")
+        )
+    if problems:
+        raise FieldErrors(problems)
+
+
+def senders(principal: Principal, session: Session) -> list[Organization]:
+    """The units in the principal's view that may send: those with an identifier code."""
+    require(principal, Action.DOCUMENT_EXCHANGE)
+    return list(
+        session.scalars(
+            select(Organization)
+            .where(visible(principal, Organization.path), Organization.code.is_not(None))
+            .order_by(Organization.path)
+        )
+    )
+
+
+def directory(principal: Principal, session: Session) -> list[Organization]:
+    """Every unit of this installation that can receive (its identifier code and name are
+    public: the national list of codes), for the send form's list of recipients."""
+    require(principal, Action.DOCUMENT_EXCHANGE)
+    return list(
+        session.scalars(
+            select(Organization).where(Organization.code.is_not(None)).order_by(Organization.name)
+        )
+    )
+
+
 def _peer_url(peers: dict[str, str], organ_id: str) -> str | None:
     """The peer installation serving ``organ_id``: the longest matching prefix wins."""
     best = max((p for p in peers if organ_id.startswith(p)), key=len, default=None)
@@ -364,6 +470,8 @@ def deliver(ctx: Context, public_id: str, package: bytes | None = None) -> bool:
     except transport.Unreachable as exc:
         _retry_later(ctx, public_id, str(exc))
         return False
+    except KysoError as exc:  # never to be taken as it is (too large, no route): said so
+        outcome = Outcome(StatusCode.REFUSED, exc.message("vi"))
     _taken(ctx, public_id, outcome)
     return True
 
@@ -437,7 +545,18 @@ def retry_due(ctx: Context, limit: int = 50) -> int:
                 .limit(limit)
             )
         )
-    return sum(1 for public_id in due if deliver(ctx, public_id))
+        statuses = list(
+            session.scalars(
+                select(ExchangeStatusOut.id)
+                .where(
+                    ExchangeStatusOut.delivered_at.is_(None),
+                    ExchangeStatusOut.next_attempt_at <= clock.now(),
+                )
+                .limit(limit)
+            )
+        )
+    sent = sum(1 for public_id in due if deliver(ctx, public_id))
+    return sent + sum(1 for row_id in statuses if deliver_status(ctx, row_id))
 
 
 # -- receiving -------------------------------------------------------------------------------------
@@ -517,12 +636,12 @@ def _store_incoming(
                 public_id=_new_id(),
                 direction=ExchangeDirection.IN,
                 organization_id=unit.id,
-                peer_organ_id=header.sender.organ_id,
-                peer_name=header.sender.name or header.sender.organ_id,
-                document_id=header.document_id,
-                code=header.code,
-                subject=header.subject,
-                type_name=header.type_name,
+                peer_organ_id=header.sender.organ_id[:60],
+                peer_name=(header.sender.name or header.sender.organ_id)[:300],
+                document_id=header.document_id[:300],
+                code=header.code[:100],
+                subject=header.subject[:SUBJECT_MAX],
+                type_name=header.type_name[:100],
                 business=int(package.business),
                 package_sha256=digest,
                 package=data,
@@ -657,6 +776,9 @@ def accept(ctx: Context, principal: Principal, public_id: str, *, key_id: str) -
             name=main.name,
             number=package.header.code,
         )
+    told = _status_for_remote_sender(
+        ctx, principal, key_id, package, unit, StatusCode.RECEIVED, f"Số đến: {number}"
+    )
     with ctx.db.session() as session:
         message = _incoming(principal, session, public_id)
         if message.state is not ExchangeState.ARRIVED or message.updated_at != version:
@@ -670,15 +792,21 @@ def accept(ctx: Context, principal: Principal, public_id: str, *, key_id: str) -
             Event(principal.actor, "exchange.received", message.document_id, {"number": number}),
         )
         _tell_sender(session, message, StatusCode.RECEIVED, "")
+        outbox = _queue_status(session, message, StatusCode.RECEIVED, told)
+    if outbox is not None:
+        deliver_status(ctx, outbox)
     return number
 
 
-def refuse(ctx: Context, principal: Principal, public_id: str, reason: str) -> None:
-    """The clerk refuses an arrived document (02), saying why; the sender is told."""
+def refuse(
+    ctx: Context, principal: Principal, public_id: str, reason: str, key_id: str | None = None
+) -> None:
+    """The clerk refuses an arrived document (02), saying why; the sender is told. A sender
+    in another installation is told by a status signed with the unit's key ``key_id``."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("say why", vi="hãy nêu lý do từ chối")
-    with ctx.db.session() as session:
+    with ctx.db.read() as session:
         message = _incoming(principal, session, public_id)
         if message.state is not ExchangeState.ARRIVED:
             raise Conflict(
@@ -686,9 +814,28 @@ def refuse(ctx: Context, principal: Principal, public_id: str, reason: str) -> N
                 vi="văn bản không ở trạng thái chờ tiếp nhận",
             )
         unit = session.get(Organization, message.organization_id)
+        assert unit is not None
+        remote = _is_remote(session, message.peer_organ_id)
+        package = edxml.parse(message.package) if remote else None
+        version = message.updated_at
+    told = None
+    if package is not None:
+        if not key_id:
+            raise InvalidInput(
+                "choose the unit's seal key: the refusal is signed for the other system",
+                vi="hãy chọn khóa con dấu của đơn vị: thông báo từ chối được ký "
+                "gửi hệ thống bên kia",
+            )
+        told = _status_for_remote_sender(
+            ctx, principal, key_id, package, unit, StatusCode.REFUSED, reason
+        )
+    with ctx.db.session() as session:
+        message = _incoming(principal, session, public_id)
+        if message.state is not ExchangeState.ARRIVED or message.updated_at != version:
+            raise Conflict("the document changed meanwhile", vi="văn bản vừa được người khác xử lý")
         message.state = ExchangeState.REFUSED
         message.reason = reason[:2000]
-        _status(session, message, StatusCode.REFUSED, (unit.code if unit else "") or "", reason)
+        _status(session, message, StatusCode.REFUSED, unit.code or "", reason)
         record(
             session,
             Event(
@@ -696,12 +843,170 @@ def refuse(ctx: Context, principal: Principal, public_id: str, reason: str) -> N
             ),
         )
         _tell_sender(session, message, StatusCode.REFUSED, reason)
+        outbox = _queue_status(session, message, StatusCode.REFUSED, told)
+    if outbox is not None:
+        deliver_status(ctx, outbox)
+
+
+def _is_remote(session: Session, organ_id: str) -> bool:
+    return not _local_units(session, [organ_id])
+
+
+def _status_for_remote_sender(
+    ctx: Context,
+    principal: Principal,
+    key_id: str,
+    package: Package,
+    unit: Organization,
+    code: StatusCode,
+    text: str,
+) -> bytes | None:
+    """The signed status message for a sender in another installation (None for a sender
+    here, who learns it directly)."""
+    from kyso.exchange import status
+    from kyso.signing.service import sign_with_key
+
+    header = package.header
+    with ctx.db.read() as session:
+        if not _is_remote(session, header.sender.organ_id):
+            return None
+    made = status.Status(
+        response_for=ResponseFor(
+            organ_id=header.sender.organ_id,
+            code=header.code,
+            promulgation_date=header.promulgation_date,
+            document_id=header.document_id,
+        ),
+        sender=_organ_of(unit),
+        code=code,
+        timestamp=clock.local(clock.now()).replace(tzinfo=None, microsecond=0),
+        description=text,
+        staff=status.StaffInfo(department=unit.name, staff=principal.actor),
+    )
+    return sign_with_key(
+        ctx,
+        principal,
+        key_id,
+        status.build(made),
+        lambda content, identity: _sign_package(ctx, content, identity),
+        kind="edxml",
+        entry="exchange",
+        name=f"status {code.value}: {header.subject}"[:200],
+        number=header.code,
+    )
+
+
+def _queue_status(
+    session: Session, message: ExchangeMessage, code: StatusCode, data: bytes | None
+) -> int | None:
+    if data is None:
+        return None
+    now = clock.now()
+    row = ExchangeStatusOut(
+        message_id=message.id,
+        organ_id=message.peer_organ_id,
+        code=code.value,
+        data=data,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def deliver_status(ctx: Context, row_id: int) -> bool:
+    """Send one queued status to the sender's installation; True once it was taken."""
+    from kyso.exchange import transport
+
+    with ctx.db.read() as session:
+        row = session.get(ExchangeStatusOut, row_id)
+        if row is None or row.delivered_at is not None:
+            return False
+        organ_id, data = row.organ_id, bytes(row.data)
+    url = _peer_url(ctx.settings.exchange_peers, organ_id)
+    error = None
+    if url is None:
+        error = f"no route to {organ_id}"
+    else:
+        try:
+            transport.post_status(url, data)
+        except transport.Unreachable as exc:
+            error = str(exc)
+    with ctx.db.session() as session:
+        row = session.get(ExchangeStatusOut, row_id)
+        assert row is not None
+        if error is None:
+            row.delivered_at = clock.now()
+            row.next_attempt_at = None
+            return True
+        row.attempts += 1
+        row.last_error = error[:500]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.next_attempt_at = None
+        else:
+            first = ctx.settings.exchange_retry_seconds
+            row.next_attempt_at = clock.now() + timedelta(
+                seconds=min(first * 2 ** (row.attempts - 1), 8 * 3600)
+            )
+    return False
+
+
+def receive_status(ctx: Context, data: bytes, *, via: str) -> int:
+    """A status from another installation about documents sent from here: its signature
+    must be valid, and it changes only the OUT messages of that document to the agency that
+    signed and sent it. Returns how many messages it updated (a repeat updates none)."""
+    from kyso.exchange import status
+    from kyso.trust import trust_context
+    from kyso.validation.xml import validate_xml
+
+    if len(data) > 1024 * 1024:
+        raise InvalidInput("the status is too large", vi="thông điệp trạng thái quá lớn")
+    said = status.parse(data)
+    report = validate_xml(data, trust_context(ctx), name="status.xml")
+    if not report.passed:
+        first = next(iter(report.signatures), None)
+        raise InvalidInput(
+            "the status message's signature is not valid",
+            vi="chữ ký trên thông điệp trạng thái không hợp lệ: "
+            + (first.message_vi if first is not None else report.message_vi),
+        )
+    changed = 0
+    with ctx.db.session() as session:
+        for out in session.scalars(
+            select(ExchangeMessage).where(
+                ExchangeMessage.direction == ExchangeDirection.OUT,
+                ExchangeMessage.document_id == said.response_for.document_id,
+                ExchangeMessage.peer_organ_id == said.sender.organ_id,
+                ExchangeMessage.business == int(BusinessDocType.NEW),
+            )
+        ):
+            if out.status_code == said.code.value:
+                continue  # told already
+            if said.code is StatusCode.RECEIVED:
+                out.state = ExchangeState.RECEIVED
+            elif said.code is StatusCode.REFUSED:
+                out.state = ExchangeState.REFUSED
+                out.reason = said.description or None
+            _status(session, out, said.code, said.sender.organ_id, said.description)
+            changed += 1
+        if changed:
+            record(
+                session,
+                Event(
+                    f"exchange:{via}",
+                    "exchange.status",
+                    said.response_for.document_id,
+                    {"code": said.code.value, "from": said.sender.organ_id},
+                ),
+            )
+    return changed
 
 
 def _tell_sender(session: Session, incoming: ExchangeMessage, code: StatusCode, text: str) -> None:
-    """The sender's OUT message learns the status, when the sender is a unit here. (A
-    sender in another installation reads it from there: statuses travel back over HTTP in a
-    later step.)"""
+    """The sender's OUT message learns the status, when the sender is a unit here (a sender
+    in another installation gets a signed status message: :func:`deliver_status`)."""
     unit = session.get(Organization, incoming.organization_id)
     sender = session.execute(
         select(Organization).where(Organization.code == incoming.peer_organ_id)

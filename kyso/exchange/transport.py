@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kyso.exchange.service import Outcome
 
 PATH = "/exchange/v1/messages"
+STATUS_PATH = "/exchange/v1/statuses"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 _client: httpx.Client | None = None
@@ -67,3 +68,18 @@ def post_package(url: str, data: bytes) -> Outcome:
     except (KeyError, TypeError, ValueError):
         raise Unreachable(f"{url}: an answer without a status") from None
     return Outcome(code, str(body.get("description") or "")[:2000])
+
+
+def post_status(url: str, data: bytes) -> None:
+    """Deliver a signed status message to the sender's installation (:class:`Unreachable`
+    while it cannot take it; a 4xx is final and raised as such)."""
+    try:
+        answer = _http().post(
+            url + STATUS_PATH, content=data, headers={"content-type": "application/xml"}
+        )
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"{url}: {type(exc).__name__}") from exc
+    if answer.status_code >= 500 or answer.status_code in (408, 429):
+        raise Unreachable(f"{url}: HTTP {answer.status_code}")
+    if answer.status_code >= 400:
+        raise Unreachable(f"{url}: refused the status (HTTP {answer.status_code})")

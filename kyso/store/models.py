@@ -938,3 +938,22 @@ class ExchangeStatusEntry(Base):
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     organ_id: Mapped[str] = mapped_column(String(60))  # who said it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ExchangeStatusOut(Base):
+    """A signed status message (QCVN 102:2016) for a sender in another installation — 03
+    when the clerk received the document, 02 when they refused it — kept until delivered,
+    retried like packages."""
+
+    __tablename__ = "exchange_status_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("exchange_messages.id"), index=True)
+    organ_id: Mapped[str] = mapped_column(String(60))  # the sender it goes to
+    code: Mapped[str] = mapped_column(String(2))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

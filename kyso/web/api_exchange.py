@@ -83,6 +83,19 @@ async def deliver(request: Request, ctx: Ctx) -> Response:
     )
 
 
+@router.post("/exchange/v1/statuses", summary="Deliver a status message (another installation)")
+async def deliver_status(request: Request, ctx: Ctx) -> dict[str, Any]:
+    await spend_async(request, Purpose.EXCHANGE)
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > 1024 * 1024:
+            raise TooLarge("the status is over 1 MiB", vi="thông điệp trạng thái quá 1 MiB")
+    via = f"http:{request.client.host if request.client else '?'}"
+    changed = await run_in_threadpool(lambda: service.receive_status(ctx, bytes(data), via=via))
+    return {"updated": changed}
+
+
 @router.post("/api/v1/exchange/send", summary="Sign and send a document to other agencies")
 async def send(
     ctx: Ctx,
@@ -173,6 +186,7 @@ class Receive(BaseModel):
 
 class Refuse(BaseModel):
     reason: str = Field(max_length=2000)
+    key_id: str | None = Field(default=None, max_length=100)  # for a sender elsewhere
 
 
 class Recall(BaseModel):
@@ -190,7 +204,7 @@ async def receive(ctx: Ctx, who: Who, public_id: str, body: Receive) -> dict[str
 
 @router.post("/api/v1/exchange/messages/{public_id}/refuse", summary="Refuse (status 02)")
 async def refuse(ctx: Ctx, who: Who, public_id: str, body: Refuse) -> dict[str, Any]:
-    await run_in_threadpool(service.refuse, ctx, who, public_id, body.reason)
+    await run_in_threadpool(service.refuse, ctx, who, public_id, body.reason, body.key_id)
     return {"id": public_id, "status": "02"}
 
 

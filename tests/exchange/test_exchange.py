@@ -6,6 +6,7 @@ recall takes it out of the inbox (13, answered 15); nobody sees another unit's m
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import func, select, update
 from support.world import World, make_world
 from ui.test_sign import server_key, widget_rect
 
+from kyso.context import Context
 from kyso.errors import Forbidden, InvalidInput, KysoError, NotFound
 from kyso.exchange import edxml, service
 from kyso.exchange.status import StatusCode
@@ -248,11 +250,39 @@ def test_what_cannot_be_sent_is_refused_before_anything_is_signed(
         ({"recipients": ["999.99.99.H99"]}, "999.99.99.H99"),
         ({"recipients": [code(world, "babe")]}, "itself"),
         ({"recipients": []}, "recipient"),
-        ({"subject": ""}, "Subject"),
+        ({"subject": ""}, "subject"),
+        ({"code_number": "1" * 21}, "20 characters"),
+        ({"code_notation": "X" * 61}, "60 characters"),
+        ({"files": [service.OutgoingFile("a.docx", b"PK\x03\x04")]}, "PDF"),
         ({"files": []}, "attach"),
         ({"code_number": " "}, "number"),
+        ({"key_id": ""}, "seal key"),
     ):
         with pytest.raises(InvalidInput, match=words):
             service.send(ctx, world.who("officer"), outgoing(world, seals, **changes))
     with ctx.db.read() as session:
         assert session.scalar(select(func.count()).select_from(AuditEntry)) == before
+
+
+def test_files_too_large_for_a_package_are_refused_before_signing_or_queuing(
+    instance: Instance, world: World, seals: dict[str, str]
+) -> None:
+    """Base64 makes files a third larger: a package over the upload limit would be refused
+    by the recipient, so it is refused here first, and nothing is stored or signed."""
+    small = Context(dataclasses.replace(instance.ctx.settings, max_upload_bytes=400_000))
+    try:
+        with small.db.read() as session:
+            before = session.scalar(select(func.count()).select_from(ExchangeMessage))
+            audited = session.scalar(select(func.count()).select_from(AuditEntry))
+        big = samples.official_document(padding_bytes=150_000)
+        with pytest.raises(InvalidInput, match="too large"):
+            service.send(
+                small,
+                world.who("officer"),
+                outgoing(world, seals, files=[service.OutgoingFile("lon.pdf", big)]),
+            )
+        with small.db.read() as session:
+            assert session.scalar(select(func.count()).select_from(ExchangeMessage)) == before
+            assert session.scalar(select(func.count()).select_from(AuditEntry)) == audited
+    finally:
+        small.close()

@@ -11,9 +11,11 @@ waits in Bắc Kạn's outbox and is delivered, once, when it is back. A recall 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +39,16 @@ from ui.test_sign import server_key
 from kyso import trust
 from kyso.api import clients
 from kyso.context import Context
-from kyso.exchange import service
+from kyso.errors import InvalidInput
+from kyso.exchange import edxml, service, status
+from kyso.exchange.model import Organ, ResponseFor
 from kyso.pki import bootstrap
 from kyso.settings import Settings
 from kyso.store.models import (
     ExchangeDirection,
     ExchangeMessage,
     ExchangeState,
+    ExchangeStatusOut,
     IdentityRole,
     Organization,
 )
@@ -118,6 +123,22 @@ def sides(
     return here_side, there_side
 
 
+_CONTEXTS: dict[int, Context] = {}
+
+
+def _as_server(side: Side, other: Side) -> Context:
+    """``side``'s database with the settings its server runs with (the peer's address): what
+    a clerk's click on that server does, done here in process."""
+    if side.port not in _CONTEXTS:
+        prefix = THERE_PREFIX if side.unit_code.startswith(HERE_PREFIX) else HERE_PREFIX
+        _CONTEXTS[side.port] = Context(
+            dataclasses.replace(
+                side.ctx.settings, exchange_peers={prefix: other.url}, exchange_retry_seconds=1
+            )
+        )
+    return _CONTEXTS[side.port]
+
+
 def _serving(side: Side, other: Side, log_dir: Path) -> Iterator[Server]:
     prefix = THERE_PREFIX if side.unit_code.startswith(HERE_PREFIX) else HERE_PREFIX
     env = {
@@ -144,6 +165,8 @@ def servers(
     yield running
     for name in ("here", "there"):
         running[name].close()
+    while _CONTEXTS:
+        _CONTEXTS.popitem()[1].close()
 
 
 def _token(side: Side, key: str) -> dict[str, str]:
@@ -192,13 +215,24 @@ def _stored(side: Side, **where: Any) -> list[ExchangeMessage]:
         return found
 
 
-def _until(check: Callable[[], bool], seconds: float = 60) -> None:
+def _until(check: Callable[[], bool], seconds: float = 60, why: Side | None = None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.3)
-    raise AssertionError("not in time")
+    errors = []
+    if why is not None:  # what the other side's outbox says
+        with why.ctx.db.read() as session:
+            errors = [
+                (r.code, r.attempts, r.last_error)
+                for r in session.scalars(select(ExchangeStatusOut))
+            ]
+        metrics = httpx.get(f"{why.url}/metrics", timeout=10).text
+        errors.append(
+            [line for line in metrics.splitlines() if "leader" in line or "scheduled" in line]
+        )
+    raise AssertionError(f"not in time; status outbox: {errors}")
 
 
 def test_a_decision_goes_to_the_other_province_and_back(
@@ -227,9 +261,13 @@ def test_a_decision_goes_to_the_other_province_and_back(
 
     # Thái Nguyên's clerk receives it with the ĐẾN mark, and writes back
     number = service.accept(
-        there.ctx, there.world.who("officer_ns"), arrived.public_id, key_id=there.seal
+        _as_server(there, here), there.world.who("officer_ns"), arrived.public_id, key_id=there.seal
     )
     assert number.isdigit()
+    # …and Bắc Kạn's outbox learns it from a signed status message (03)
+    _until(lambda: _stored(here, public_id=sent["id"])[0].status_code == "03", why=there)
+    (told,) = _stored(here, public_id=sent["id"])
+    assert told.state is ExchangeState.RECEIVED
     back = _send(there, "officer_ns", here.unit_code, "Công văn trả lời")
     assert back["status"] == "01", back
     (answer,) = _stored(here, direction=ExchangeDirection.IN, package_sha256=back["sha256"])
@@ -282,6 +320,57 @@ def test_nothing_is_lost_while_the_other_side_is_down(
 
     _until(delivered)  # Bắc Kạn's loop delivered it again
     assert len(_stored(there, direction=ExchangeDirection.IN, package_sha256=sent["sha256"])) == 1
+
+
+def test_a_refusal_travels_back_signed_and_a_forged_status_is_refused(
+    sides: tuple[Side, Side], servers: dict[str, Any]
+) -> None:
+    here, there = sides
+    sent = _send(here, "officer", there.unit_code, "Công văn gửi nhầm")
+    (arrived,) = _stored(there, direction=ExchangeDirection.IN, package_sha256=sent["sha256"])
+    clerk = there.world.who("officer_ns")
+    with pytest.raises(InvalidInput, match="seal"):  # the other side gets a signed refusal
+        service.refuse(there.ctx, clerk, arrived.public_id, "Không thuộc thẩm quyền")
+    service.refuse(
+        _as_server(there, here),
+        clerk,
+        arrived.public_id,
+        "Không thuộc thẩm quyền",
+        key_id=there.seal,
+    )
+    _until(lambda: _stored(here, public_id=sent["id"])[0].status_code == "02", why=there)
+    (told,) = _stored(here, public_id=sent["id"])
+    assert told.state is ExchangeState.REFUSED and told.reason == "Không thuộc thẩm quyền"
+
+    # a status nobody signed (or changed after signing) changes nothing
+    forged = status.build(
+        status.Status(
+            response_for=_answered(here, sent["id"]),
+            sender=Organ(there.unit_code, "giả mạo"),
+            code=status.StatusCode.COMPLETED,
+            timestamp=datetime(2026, 12, 5, 9, 0),
+        )
+    )
+    answer = httpx.post(f"{here.url}/exchange/v1/statuses", content=forged, timeout=30)
+    assert answer.status_code in (400, 422), answer.text
+    (still,) = _stored(here, public_id=sent["id"])
+    assert still.status_code == "02"
+
+
+def _package_of(side: Side, public_id: str) -> bytes:
+    with side.ctx.db.read() as session:
+        return bytes(
+            session.scalar(
+                select(ExchangeMessage.package).where(ExchangeMessage.public_id == public_id)
+            )
+        )
+
+
+def _answered(side: Side, public_id: str) -> ResponseFor:
+    header = edxml.parse(_package_of(side, public_id)).header
+    return ResponseFor(
+        header.sender.organ_id, header.code, header.promulgation_date, header.document_id
+    )
 
 
 def test_a_recall_reaches_the_other_province(
