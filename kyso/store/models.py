@@ -957,3 +957,55 @@ class ExchangeStatusOut(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(enum.StrEnum):
+    """How a type of document goes out, as the province sets it in its catalogue (the plan:
+    which types are electronic only, which with paper in parallel)."""
+
+    ELECTRONIC = "electronic"  # electronic only, with the specialized signature
+    PARALLEL = "parallel"  # electronic, and paper in parallel
+    PAPER = "paper"  # paper only
+
+
+class DocumentType(Base):
+    """A type of administrative document (Decree 30/2020, Annex III: its name and the
+    abbreviation its notation starts with) and how it is delivered."""
+
+    __tablename__ = "document_types"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    abbreviation: Mapped[str] = mapped_column(String(20), unique=True)  # "QĐ"; "CV" for công văn
+    name: Mapped[str] = mapped_column(String(100))
+    delivery: Mapped[Delivery] = mapped_column(_enum(Delivery))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class RegisteredDocument(Base):
+    """A document a unit issued, in its register (sổ văn bản đi): its number in the unit's
+    yearly sequence, notation, date, type and subject; the issued PDF (the leader's signature
+    with the unit's seal over it); and whether it went out electronically — the records the
+    plan's 90 % figure is computed from."""
+
+    __tablename__ = "registered_documents"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "year", "number", name="uq_register_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    notation: Mapped[str] = mapped_column(String(60))
+    type_id: Mapped[int] = mapped_column(ForeignKey("document_types.id"))
+    delivery: Mapped[Delivery] = mapped_column(_enum(Delivery))  # the type's, when issued
+    issued_on: Mapped[date] = mapped_column(Date, index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    signer_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
