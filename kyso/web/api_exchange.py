@@ -13,6 +13,7 @@ and the upload limit of every other upload.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kyso.context import Context
 from kyso.errors import TooLarge
-from kyso.exchange import service
+from kyso.exchange import register, service
 from kyso.exchange.model import Priority, SignerInfo
 from kyso.ratelimit import Purpose
 from kyso.registry.access import Principal
@@ -214,3 +215,105 @@ async def recall(ctx: Ctx, who: Who, public_id: str, body: Recall) -> Response:
         lambda: service.recall(ctx, who, public_id, reason=body.reason, key_id=body.key_id)
     )
     return JSONResponse({"messages": await run_in_threadpool(_read_many, ctx, who, ids)}, 202)
+
+
+# -- the register of issued documents and the 90 % figure ---------------------------------------
+def _registered(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.public_id,
+        "number": row.number,
+        "notation": row.notation,
+        "code": f"{row.number}/{row.notation}",
+        "year": row.year,
+        "issued_on": row.issued_on.isoformat(),
+        "subject": row.subject,
+        "signer": row.signer_name,
+        "delivery": row.delivery.value,
+        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+    }
+
+
+@router.post("/api/v1/register/issue", summary="Issue a signed draft: number, seal, register")
+async def issue(
+    ctx: Ctx,
+    who: Who,
+    unit: Annotated[str, Form(max_length=40)],
+    type: Annotated[str, Form(max_length=20)],
+    notation: Annotated[str, Form(max_length=100)],
+    subject: Annotated[str, Form(max_length=1000)],
+    key_id: Annotated[str, Form(max_length=100)],
+    document: Annotated[UploadFile, File(description="the draft the leader signed")],
+    seal_image: Annotated[UploadFile, File(description="the unit's seal, a transparent PNG")],
+    signer_name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    limit = ctx.settings.max_upload_bytes
+    what = register.Issue(
+        unit=unit,
+        type=type,
+        notation=notation,
+        subject=subject,
+        document=await read_upload(document, limit),
+        seal_image=await read_upload(seal_image, 2 * 1024 * 1024),
+        key_id=key_id,
+        signer_name=signer_name,
+    )
+    row = await run_in_threadpool(register.issue, ctx, who, what)
+    return JSONResponse(_registered(row), 201)
+
+
+@router.get("/api/v1/register", summary="The register of the units in view")
+def register_entries(ctx: Ctx, who: Who, year: int | None = None) -> dict[str, Any]:
+    with ctx.db.read() as session:
+        return {"documents": [_registered(r) for r in register.entries(who, session, year=year)]}
+
+
+@router.get("/api/v1/register/{public_id}/document", summary="The issued PDF")
+def register_document(ctx: Ctx, who: Who, public_id: str) -> Response:
+    with ctx.db.read() as session:
+        data = bytes(register.get(who, session, public_id).document or b"")
+    return Response(data, media_type="application/pdf")
+
+
+class SendIssued(BaseModel):
+    recipients: list[str] = Field(min_length=1, max_length=100)
+    key_id: str = Field(max_length=100)
+
+
+@router.post("/api/v1/register/{public_id}/send", summary="Send an issued document")
+async def send_issued(ctx: Ctx, who: Who, public_id: str, body: SendIssued) -> Response:
+    ids = await run_in_threadpool(
+        lambda: register.send(ctx, who, public_id, body.recipients, body.key_id)
+    )
+    return JSONResponse({"messages": await run_in_threadpool(_read_many, ctx, who, ids)}, 202)
+
+
+@router.get("/api/v1/reports/electronic", summary="Documents issued and sent electronically")
+def electronic(ctx: Ctx, who: Who, start: date, end: date) -> dict[str, Any]:
+    """The plan's 90 % figure per unit in view and per level, for the period."""
+    with ctx.db.read() as session:
+        shares = register.electronic_share(who, session, start, end)
+    return {
+        "target": register.TARGET,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "units": [
+            {
+                "unit": s.unit,
+                "name": s.name,
+                "level": s.level,
+                "issued": s.issued,
+                "electronic": s.electronic,
+                "share": s.share,
+                "meets_target": s.meets_target,
+            }
+            for s in shares
+        ],
+        "levels": {
+            level: {
+                "issued": issued,
+                "electronic": sent,
+                "share": sent / issued if issued else None,
+            }
+            for level, (issued, sent) in register.by_level(shares).items()
+        },
+    }
