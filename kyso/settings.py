@@ -170,6 +170,10 @@ class Settings:
         return self.home / "secrets" / "keystore.pass"
 
     @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
     def central_keys_dir(self) -> Path:
         return self.home / "central-keys"
 

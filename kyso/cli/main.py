@@ -783,6 +783,9 @@ def main() -> None:
     from kyso.cli.remote import seal_app
 
     app.add_typer(seal_app, name="seal")
+    from kyso.cli.archive import archive_app
+
+    app.add_typer(archive_app, name="archive")
     if not os.environ.get("KYSO_DEBUG"):
         # Libraries log their internal exceptions (pyHanko's difference analysis, for one);
         # what they mean is already in kyso's answer, so a clerk sees no traceback.

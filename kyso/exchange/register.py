@@ -262,10 +262,17 @@ def issue(ctx: Context, principal: Principal, what: Issue) -> RegisteredDocument
                     ),
                 )
                 session.expunge(row)
-                return row
+            _archive(ctx)
+            return row
         except IntegrityError:
             continue  # another clerk took this number meanwhile: seal again with the next
     raise Conflict("the register is busy; issue again", vi="sổ văn bản đang bận, hãy phát hành lại")
+
+
+def _archive(ctx: Context) -> None:
+    from kyso.archive.service import kept_after
+
+    kept_after(ctx)
 
 
 def _sealer(

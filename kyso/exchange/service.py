@@ -327,7 +327,14 @@ def _queue(
         ids = [m.public_id for m in made]
     for public_id in ids:
         deliver(ctx, public_id, signed)
+    _archive(ctx)
     return ids
+
+
+def _archive(ctx: Context) -> None:
+    from kyso.archive.service import kept_after
+
+    kept_after(ctx)
 
 
 def _sign_package(ctx: Context, content: bytes, identity: SignerIdentity) -> bytes:
@@ -615,6 +622,7 @@ def receive(ctx: Context, data: bytes, *, via: str) -> Outcome:
     for unit in units.values():
         public_id = _store_incoming(ctx, unit, package, data, digest, problem, via)
         ids.append(public_id)
+    _archive(ctx)
     return Outcome(code, problem or "", tuple(ids))
 
 
@@ -795,6 +803,7 @@ def accept(ctx: Context, principal: Principal, public_id: str, *, key_id: str) -
         outbox = _queue_status(session, message, StatusCode.RECEIVED, told)
     if outbox is not None:
         deliver_status(ctx, outbox)
+    _archive(ctx)
     return number
 
 

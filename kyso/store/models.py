@@ -1009,3 +1009,35 @@ class RegisteredDocument(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- The electronic archive (issue 11) ---------------------------------------------------------
+
+
+class ArchiveRecord(Base):
+    """One file kept in the archive, with the fields of the archiving rules (code, number
+    and notation, date, issuer, subject, type, pages, retention). The content itself is in
+    the content-addressed store (``KYSO_HOME/archive``), named by its SHA-256: the row says
+    what it is, the name proves it was not changed."""
+
+    __tablename__ = "archive_records"
+    __table_args__ = (UniqueConstraint("source", "sha256", name="uq_archive_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # issued, sent, received
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100))
+    filename: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(100))  # số và ký hiệu
+    document_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    issuer: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str] = mapped_column(String(500))
+    type_name: Mapped[str] = mapped_column(String(100))
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    retention: Mapped[str] = mapped_column(String(40))  # "vĩnh viễn", "10 năm", …
+    source: Mapped[str] = mapped_column(String(100))  # "register:<id>", "exchange:<id>"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from kyso import cluster, ratelimit, upgrade
+from kyso.archive import service as archive
 from kyso.audit import checkpoints
 from kyso.context import Context
 from kyso.exchange import service as exchange
@@ -96,6 +97,10 @@ def _refresh_loop(
             exchange.retry_due(ctx)
         except Exception:
             log.exception("delivering the queued exchange messages failed")
+        try:  # what could not be archived at once (a full disk) is archived now
+            archive.catch_up(ctx)
+        except Exception:
+            log.exception("archiving failed")
         try:  # the outcome of central-key signatures, to the systems that gave a callback URL
             webhooks.retry_due(ctx)
         except Exception:
