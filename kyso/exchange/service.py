@@ -1109,6 +1109,27 @@ def listing(
     )
 
 
+def marked_document(principal: Principal, session: Session, public_id: str) -> bytes | None:
+    """The main PDF with the ĐẾN mark of a received message in the principal's view (None
+    until the clerk received it)."""
+    message = get(principal, session, public_id)
+    data = session.scalar(
+        select(ExchangeMessage.marked_document).where(ExchangeMessage.id == message.id)
+    )
+    return bytes(data) if data is not None else None
+
+
+def has_marked_document(session: Session, message: ExchangeMessage) -> bool:
+    """Whether a message (already read with :func:`get`) has its ĐẾN-marked PDF."""
+    return bool(
+        session.scalar(
+            select(ExchangeMessage.marked_document.is_not(None)).where(
+                ExchangeMessage.id == message.id
+            )
+        )
+    )
+
+
 def history(session: Session, message: ExchangeMessage) -> list[ExchangeStatusEntry]:
     return list(
         session.scalars(

@@ -16,7 +16,6 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
@@ -391,14 +390,7 @@ def _open(ctx: Context, principal: Principal, public_id: str) -> Opened:
         message = service.get(principal, session, public_id[:40])
         data = bytes(message.package)
         history = service.history(session, message)
-        has_marked = (
-            session.scalar(
-                select(ExchangeMessage.marked_document.is_not(None)).where(
-                    ExchangeMessage.id == message.id
-                )
-            )
-            or False
-        )
+        has_marked = service.has_marked_document(session, message)
     return Opened(message, edxml.parse(data), history, bool(has_marked))
 
 
@@ -586,9 +578,7 @@ def marked(request: Request, ctx: Ctx, viewer: Clerk, public_id: str) -> Respons
     """The main PDF with the receiving unit's ĐẾN mark (a received IN message)."""
     with ctx.db.read() as session:
         message = service.get(viewer.principal, session, public_id[:40])
-        data = session.scalar(
-            select(ExchangeMessage.marked_document).where(ExchangeMessage.id == message.id)
-        )
+        data = service.marked_document(viewer.principal, session, public_id[:40])
         code, number = message.code, message.received_number
     if data is None:
         raise NotFound("the document with the ĐẾN mark", vi="văn bản có dấu ĐẾN")
