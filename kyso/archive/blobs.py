@@ -53,18 +53,20 @@ class BlobStore:
             raise Corrupted(f"{digest} no longer hashes to its name")
         return data
 
-    def digest_of(self, digest: str) -> str | None:
-        """The SHA-256 of what is stored under ``digest`` now (None if nothing is), read in
-        chunks: checking a large archive needs no more memory than one chunk."""
+    def digest_of(self, digest: str) -> tuple[str, int] | None:
+        """The SHA-256 and size of what is stored under ``digest`` now (None if nothing
+        is), read in chunks: checking a large archive needs no more memory than one chunk."""
         try:
             handle = self.path(digest).open("rb")
         except FileNotFoundError:
             return None
         hasher = hashlib.sha256()
+        size = 0
         with handle:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
                 hasher.update(chunk)
-        return hasher.hexdigest()
+                size += len(chunk)
+        return hasher.hexdigest(), size
 
     def walk(self) -> Iterator[str]:
         """Every stored file's name (for finding files no record names)."""

@@ -308,10 +308,10 @@ def check(
             found.checked += 1
             if now is None:
                 found.missing.append(public_id)
-            elif now != digest:
+            elif now[0] != digest:
                 found.changed.append(public_id)
             else:
-                found.bytes += blobs.path(digest).stat().st_size
+                found.bytes += now[1]
         if progress is not None:
             progress(found.checked, total)
     with ctx.db.session() as session:
