@@ -28,7 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from kyso import clock
 from kyso.archive.blobs import BlobStore
 from kyso.audit.log import Event, record
-from kyso.errors import InvalidInput, NotFound
+from kyso.errors import InvalidInput, KysoError, NotFound
 from kyso.registry.access import Action, Principal, require, visible
 from kyso.store.models import (
     ArchiveRecord,
@@ -246,6 +246,64 @@ def kept_after(ctx: Context) -> None:
         catch_up(ctx)
     except Exception:
         logging.getLogger("kyso.archive").exception("archiving failed; the loop will retry")
+
+
+# -- archival time-stamps --------------------------------------------------------------------------
+def timestamp_due(ctx: Context, limit: int = 20) -> int:
+    """Give archived PDFs that have none their archival time-stamp (PAdES B-LTA: the
+    signatures' validation data and a document time-stamp over all), so they stay provable
+    after the signers' certificates expire; the server's loop calls this. The file before
+    is kept too (``previous_sha256``). Returns how many were time-stamped."""
+    import logging
+
+    from kyso.signing.pades import archive_timestamp
+    from kyso.trust import trust_context
+
+    with ctx.db.read() as session:
+        due = list(
+            session.execute(
+                select(ArchiveRecord.id, ArchiveRecord.sha256)
+                .where(
+                    ArchiveRecord.media_type == "application/pdf",
+                    ArchiveRecord.timestamped_until.is_(None),
+                )
+                .order_by(ArchiveRecord.id)
+                .limit(limit)
+            ).all()
+        )
+    if not due:
+        return 0
+    blobs = store(ctx)
+    trust = trust_context(ctx)
+    from kyso.store.models import IdentityRole
+
+    until = ctx.authority.identity(IdentityRole.TSA).certificate.not_valid_after_utc
+    done = 0
+    for row_id, digest in due:
+        try:
+            stamped = archive_timestamp(blobs.get(digest), trust)
+        except KysoError as exc:  # another system's chain, a damaged file: said, left as is
+            logging.getLogger("kyso.archive").warning(
+                "no archival time-stamp for %s: %s", digest, exc.message("en")
+            )
+            with ctx.db.session() as session:
+                row = session.get(ArchiveRecord, row_id)
+                if row is not None:  # not tried again on every loop
+                    row.timestamped_until = clock.now()
+            continue
+        new = blobs.put(stamped)
+        with ctx.db.session() as session:
+            row = session.get(ArchiveRecord, row_id)
+            if row is None or row.sha256 != digest:
+                continue
+            row.previous_sha256, row.sha256, row.size = digest, new, len(stamped)
+            row.timestamped_until = until
+            record(
+                session,
+                Event("system:archive", "archive.timestamped", row.public_id, {"sha256": new}),
+            )
+        done += 1
+    return done
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import logging
 import weakref
 
 from asn1crypto import cms
+from cryptography import x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields
@@ -460,3 +461,58 @@ async def _sign(
         log.warning("signing failed", exc_info=True)
         raise InvalidPdf("the PDF cannot be signed", vi="không ký được tệp PDF này") from exc
     return output
+
+
+# -- archival time-stamps (PAdES B-LTA, kept up by the archive) ---------------------------------
+def archive_timestamp(data: bytes, trust: TrustContext) -> bytes:
+    """``data`` with the validation data of its signatures (the DSS: certificates, CRLs,
+    OCSP answers kyso has for them) and a new document time-stamp over everything (ETSI EN
+    319 142-1 B-LTA). Run again before the last time-stamp's TSA certificate expires or its
+    algorithms weaken, it keeps the signatures provable (each new time-stamp covers the
+    earlier ones and their evidence)."""
+    from kyso.coroutines import run_sync
+
+    return run_sync(_archive_timestamp(data, trust))
+
+
+async def _archive_timestamp(data: bytes, trust: TrustContext) -> bytes:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+    from pyhanko.sign.validation import async_add_validation_info
+
+    timestamper = default_timestamper(trust)
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        signatures = list(reader.embedded_regular_signatures)
+        if list(reader.embedded_timestamp_signatures):
+            # Renewing an existing chain is pyHanko's update_archival_timestamp_chain; kyso's
+            # own change analysis does not yet accept a second document time-stamp's field
+            # (pyHanko rates the same file LTA_UPDATES), so it is refused rather than made
+            # into a file kyso itself would call indeterminate.
+            raise InvalidInput(
+                "the PDF already has an archival time-stamp; renewing the chain is not "
+                "supported yet",
+                vi="tệp PDF đã có dấu thời gian lưu trữ; chưa hỗ trợ gia hạn chuỗi dấu thời gian",
+            )
+        certificates = [x509.load_der_x509_certificate(s.signer_cert.dump()) for s in signatures]
+        context = trust.validation_context(for_certs=certificates)
+        current = data
+        for index in range(len(signatures)):
+            reader = PdfFileReader(io.BytesIO(current), strict=False)
+            embedded = list(reader.embedded_regular_signatures)[index]
+            try:
+                out = await async_add_validation_info(embedded, context, in_place=False)
+                current = out.getvalue()
+            except (PathBuildingError, PathValidationError, ValueError):
+                # a signature kyso cannot gather evidence for (another CA, offline): its
+                # evidence stays what the file carries; the time-stamp still covers it
+                continue
+        writer = open_pdf(current)
+        stamped = await PdfTimeStamper(timestamper).async_timestamp_pdf(
+            writer, "sha256", validation_context=context, in_place=False
+        )
+        return bytes(stamped.getvalue())
+    except KysoError:
+        raise
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise InvalidPdf(str(exc), vi="không thêm được dấu thời gian lưu trữ") from exc

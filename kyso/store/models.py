@@ -1041,3 +1041,7 @@ class ArchiveRecord(Base):
     source: Mapped[str] = mapped_column(String(100))  # "register:<id>", "exchange:<id>"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # PAdES B-LTA: until when the last archival time-stamp's TSA certificate is valid, and
+    # the file as it was before that time-stamp was added (the store keeps both)
+    timestamped_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    previous_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -97,8 +97,9 @@ def _refresh_loop(
             exchange.retry_due(ctx)
         except Exception:
             log.exception("delivering the queued exchange messages failed")
-        try:  # what could not be archived at once (a full disk) is archived now
-            archive.catch_up(ctx)
+        try:  # what could not be archived at once (a full disk) is archived now, and
+            archive.catch_up(ctx)  # archived PDFs get their archival time-stamp (B-LTA)
+            archive.timestamp_due(ctx)
         except Exception:
             log.exception("archiving failed")
         try:  # the outcome of central-key signatures, to the systems that gave a callback URL

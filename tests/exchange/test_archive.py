@@ -209,3 +209,35 @@ def test_the_command_line_checks_the_archive_and_exports_a_record_file(
     assert made.returncode == 0, made.stdout + made.stderr
     with zipfile.ZipFile(target) as zipped:
         assert {"SHA256SUMS", "manifest.json"} <= set(zipped.namelist())
+
+
+def test_archived_pdfs_get_their_archival_time_stamp_once(
+    instance: Instance, kept: dict[str, ArchiveRecord], tmp_path: Path
+) -> None:
+    """PAdES B-LTA: validation data and a document time-stamp over the issued PDF; the file
+    before it is kept as well, and the archive stays intact."""
+    from kyso.trust import trust_context
+    from kyso.validation.verify import verify
+
+    ctx = instance.ctx
+    while archive.timestamp_due(ctx):
+        pass
+    with ctx.db.read() as session:
+        row = session.execute(
+            select(ArchiveRecord).where(ArchiveRecord.public_id == kept["issued"].public_id)
+        ).scalar_one()
+        session.expunge(row)
+    assert row.previous_sha256 == kept["issued"].sha256 and row.sha256 != row.previous_sha256
+    assert row.timestamped_until is not None and row.timestamped_until > row.created_at
+    blobs = archive.store(ctx)
+    before, after = blobs.get(row.previous_sha256), blobs.get(row.sha256)
+    assert after.startswith(before)  # an incremental update: the signed bytes are untouched
+    report = verify(after, trust_context(ctx), name="lta.pdf")
+    assert report.passed, [s.message_en for s in report.all_signatures()]
+    path = tmp_path / "lta.pdf"
+    path.write_bytes(after)
+    pdfsig = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, timeout=60)
+    assert pdfsig.stdout.count("Signature Validation: Signature is Valid.") == 2, pdfsig.stdout
+    assert "Timestamp-" in pdfsig.stdout  # the document time-stamp's field
+    assert archive.timestamp_due(ctx) == 0  # once
+    assert archive.check(ctx).intact
