@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, exists, literal, select
+from sqlalchemy import ColumnElement, exists, literal, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -138,17 +138,20 @@ def _not_kept(prefix: str, public_id: InstrumentedAttribute[str]) -> ColumnEleme
     return ~exists().where(ArchiveRecord.source == literal(prefix) + public_id)
 
 
-def catch_up(ctx: Context, limit: int = 200) -> int:
-    """Archive what was issued, sent or received and is not in the archive yet (called
-    after each of those, and by the server's loop: a file that could not be written then —
-    a full disk — is kept later, never forgotten). Returns how many were kept."""
+def catch_up(ctx: Context, limit: int = 200, only: Sequence[str] | None = None) -> int:
+    """Archive what was issued, sent or received and is not in the archive yet (``only``:
+    just these register entries and messages, by public id, right after they were made;
+    without it, everything, as the server's loop does: a file that could not be written
+    then — a full disk — is kept later, never forgotten). Returns how many were kept."""
     kept = 0
+    picked_register = RegisteredDocument.public_id.in_(only) if only is not None else true()
+    picked_message = ExchangeMessage.public_id.in_(only) if only is not None else true()
     with ctx.db.read() as session:
         issued = session.execute(
             select(RegisteredDocument, DocumentType.name, Organization.name)
             .join(DocumentType, DocumentType.id == RegisteredDocument.type_id)
             .join(Organization, Organization.id == RegisteredDocument.organization_id)
-            .where(_not_kept("register:", RegisteredDocument.public_id))
+            .where(picked_register, _not_kept("register:", RegisteredDocument.public_id))
             .limit(limit)
         ).all()
         for found in issued:
@@ -157,6 +160,7 @@ def catch_up(ctx: Context, limit: int = 200) -> int:
             select(ExchangeMessage, Organization.name)
             .join(Organization, Organization.id == ExchangeMessage.organization_id)
             .where(
+                picked_message,
                 ExchangeMessage.business == 0,
                 ExchangeMessage.state != ExchangeState.REFUSED,
                 _not_kept("exchange:", ExchangeMessage.public_id),
@@ -167,6 +171,7 @@ def catch_up(ctx: Context, limit: int = 200) -> int:
             select(ExchangeMessage, Organization.name)
             .join(Organization, Organization.id == ExchangeMessage.organization_id)
             .where(
+                picked_message,
                 ExchangeMessage.marked_document.is_not(None),
                 _not_kept("den:", ExchangeMessage.public_id),
             )
@@ -237,13 +242,13 @@ def _date_of(document_id: str) -> date | None:
         return None
 
 
-def kept_after(ctx: Context) -> None:
-    """:func:`catch_up` right after a document came into being; a failure (a full disk) is
-    logged and left to the server's loop, never the clerk's problem."""
+def kept_after(ctx: Context, public_ids: Sequence[str]) -> None:
+    """:func:`catch_up` of the documents just made (their public ids); a failure (a full
+    disk) is logged and left to the server's loop, never the clerk's problem."""
     import logging
 
     try:
-        catch_up(ctx)
+        catch_up(ctx, only=list(public_ids))
     except Exception:
         logging.getLogger("kyso.archive").exception("archiving failed; the loop will retry")
 

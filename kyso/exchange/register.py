@@ -262,17 +262,17 @@ def issue(ctx: Context, principal: Principal, what: Issue) -> RegisteredDocument
                     ),
                 )
                 session.expunge(row)
-            _archive(ctx)
+            _archive(ctx, [row.public_id])
             return row
         except IntegrityError:
             continue  # another clerk took this number meanwhile: seal again with the next
     raise Conflict("the register is busy; issue again", vi="sổ văn bản đang bận, hãy phát hành lại")
 
 
-def _archive(ctx: Context) -> None:
+def _archive(ctx: Context, public_ids: Sequence[str]) -> None:
     from kyso.archive.service import kept_after
 
-    kept_after(ctx)
+    kept_after(ctx, public_ids)
 
 
 def _sealer(

@@ -327,14 +327,14 @@ def _queue(
         ids = [m.public_id for m in made]
     for public_id in ids:
         deliver(ctx, public_id, signed)
-    _archive(ctx)
+    _archive(ctx, ids)
     return ids
 
 
-def _archive(ctx: Context) -> None:
+def _archive(ctx: Context, public_ids: Sequence[str]) -> None:
     from kyso.archive.service import kept_after
 
-    kept_after(ctx)
+    kept_after(ctx, public_ids)
 
 
 def _sign_package(ctx: Context, content: bytes, identity: SignerIdentity) -> bytes:
@@ -622,7 +622,7 @@ def receive(ctx: Context, data: bytes, *, via: str) -> Outcome:
     for unit in units.values():
         public_id = _store_incoming(ctx, unit, package, data, digest, problem, via)
         ids.append(public_id)
-    _archive(ctx)
+    _archive(ctx, ids)
     return Outcome(code, problem or "", tuple(ids))
 
 
@@ -803,7 +803,7 @@ def accept(ctx: Context, principal: Principal, public_id: str, *, key_id: str) -
         outbox = _queue_status(session, message, StatusCode.RECEIVED, told)
     if outbox is not None:
         deliver_status(ctx, outbox)
-    _archive(ctx)
+    _archive(ctx, [public_id])
     return number
 
 
