@@ -19,6 +19,7 @@ from kyso.web.ui import (
     home,
     people,
     phone,
+    register,
     requests,
     sign,
     sign_queue,
@@ -26,7 +27,8 @@ from kyso.web.ui import (
     verify,
 )
 
-# sign_queue before sign: /sign/requests/… must not be taken for /sign/{upload_id}
+# sign_queue before sign: /sign/requests/… must not be taken for /sign/{upload_id}; register
+# before exchange: /exchange/register, /exchange/issue … must not be taken for a message id
 AREAS = (
     auth,
     home,
@@ -37,6 +39,7 @@ AREAS = (
     certificates,
     sign_queue,
     sign,
+    register,
     exchange,
     verify,
     ca_info,
