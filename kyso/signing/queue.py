@@ -8,6 +8,9 @@ covers (a clerk of a district sends to the district's leaders and those of its c
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, load_only, undefer
 
@@ -59,6 +62,9 @@ def signers(principal: Principal, session: Session) -> list[User]:
     )
 
 
+MAX_CHAIN = 5  # signers after the first, in order
+
+
 def ask(
     principal: Principal,
     session: Session,
@@ -68,8 +74,11 @@ def ask(
     filename: str,
     document: bytes,
     note: str | None = None,
+    then: Sequence[str] = (),
 ) -> SignatureRequest:
-    """Send ``document`` (a PDF, checked here) to the user ``signer`` (public id)."""
+    """Send ``document`` (a PDF, checked here) to the user ``signer`` (public id); ``then``:
+    who signs after them, in order (sequential sign-offs: the deputy, then the head). Each
+    is checked now, so a chain never stops at someone who cannot be asked."""
     from kyso.signing.pades import open_pdf
 
     require(principal, Action.DOCUMENT_SIGN)
@@ -87,6 +96,17 @@ def ask(
         c.problems.append(
             f.FieldProblem("signer", "choose who signs", "chọn người ký trong danh sách")
         )
+    chain = [p.strip() for p in then if p and p.strip()]
+    if len(chain) > MAX_CHAIN or signer in chain or len(set(chain)) != len(chain):
+        c.problems.append(
+            f.FieldProblem(
+                "then",
+                f"up to {MAX_CHAIN} further signers, each once, not the first again",
+                f"tối đa {MAX_CHAIN} người ký tiếp theo, mỗi người một lần, khác người ký đầu",
+            )
+        )
+    for public_id in chain:
+        _check_signer(principal, session, public_id, c)
     c.raise_if_any()
     assert row is not None
     target, path = row
@@ -102,6 +122,7 @@ def ask(
         state=SignatureState.WAITING,
         note=clean_note,
         created_at=clock.now(),
+        next_signers=json.dumps(chain) if chain else None,
     )
     session.add(request)
     session.flush()
@@ -111,10 +132,29 @@ def ask(
             principal.actor,
             "signature.requested",
             request.public_id,
-            {"title": request.title, "signer": target.username},
+            {"title": request.title, "signer": target.username, "then": len(chain)},
         ),
     )
     return request
+
+
+def _check_signer(principal: Principal, session: Session, public_id: str, c: f.Collector) -> None:
+    found = session.execute(
+        select(User, Organization.path)
+        .join(Organization, User.organization_id == Organization.id)
+        .where(User.public_id == public_id)
+    ).first()
+    if (
+        found is None
+        or not found[0].active
+        or found[0].role not in SIGNING_ROLES
+        or not principal.covers(found[1])
+    ):
+        c.problems.append(
+            f.FieldProblem(
+                "then", "choose who signs next", "chọn người ký tiếp theo trong danh sách"
+            )
+        )
 
 
 def waiting_count(principal: Principal, session: Session) -> int:
@@ -203,12 +243,44 @@ def _open_for_signer(principal: Principal, session: Session, public_id: str) -> 
 def complete(
     principal: Principal, session: Session, public_id: str, signed: bytes
 ) -> SignatureRequest:
-    """The signer signed it (on the signing page): keep the signed PDF for the sender."""
+    """The signer signed it (on the signing page): keep the signed PDF for the sender, and
+    when others sign after them, send the signed PDF on to the next (the sender stays the
+    one who asked)."""
     request = _open_for_signer(principal, session, public_id)
     request.signed_document = signed
     request.state = SignatureState.SIGNED
     request.done_at = clock.now()
     record(session, Event(principal.actor, "signature.signed", request.public_id))
+    chain = json.loads(request.next_signers) if request.next_signers else []
+    if chain:
+        following = session.execute(
+            select(User).where(User.public_id == chain[0], User.active.is_(True))
+        ).scalar_one_or_none()
+        if following is not None:
+            onward = SignatureRequest(
+                public_id=f.new_public_id(),
+                title=request.title,
+                filename=request.filename,
+                document=signed,
+                requested_by=request.requested_by,
+                signer_id=following.id,
+                state=SignatureState.WAITING,
+                note=request.note,
+                created_at=clock.now(),
+                next_signers=json.dumps(chain[1:]) if chain[1:] else None,
+                previous_id=request.id,
+            )
+            session.add(onward)
+            session.flush()
+            record(
+                session,
+                Event(
+                    principal.actor,
+                    "signature.requested",
+                    onward.public_id,
+                    {"title": onward.title, "signer": following.username, "after": public_id},
+                ),
+            )
     return request
 
 

@@ -683,6 +683,12 @@ class SignatureRequest(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Sequential sign-offs (the deputy, then the head): who signs after this signer (user
+    # public ids, in order, JSON), and the request this one continues.
+    next_signers: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_id: Mapped[int | None] = mapped_column(
+        ForeignKey("signature_requests.id"), nullable=True
+    )
 
 
 # --- Remote signing (issue 10): central keys, consent on the phone, single-use SADs ---------

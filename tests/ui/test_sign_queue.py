@@ -23,24 +23,38 @@ from .test_sign import server_key
 CLI = cli_principal("cli:test")
 
 
-def _leader(instance: Instance, world: World, unit: str = "babe") -> tuple[User, str]:
+def _ascii(word: str) -> str:
+    """A user-name part from a Vietnamese word (no diacritics: "Lãnh" → "lanh")."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", word.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in plain if c.isascii() and c.isalnum()).lower()
+
+
+def _leader(
+    instance: Instance,
+    world: World,
+    unit: str = "babe",
+    name: str = "Hoàng Văn Lãnh",
+    position: str = "Chủ tịch UBND huyện",
+) -> tuple[User, str]:
     """A signer user with a person record and a key the server holds for them."""
     with world.ctx.db.session() as session:
         person = people.create(
             CLI,
             session,
             people.PersonInput(
-                full_name="Hoàng Văn Lãnh",
+                full_name=name,
                 organization=world.unit(unit).public_id,
-                position="Chủ tịch UBND huyện",
+                position=position,
             ),
         )
         user = users.create(
             CLI,
             session,
             users.UserInput(
-                username=f"lanh-{unit}-{world.tag}",
-                full_name="Hoàng Văn Lãnh",
+                username=f"{_ascii(name.split()[-1])}-{unit}-{world.tag}",
+                full_name=name,
                 password="mật-khẩu-lãnh-đạo-2026",
                 role=Role.SIGNER,
                 unit=world.unit(unit).public_id,
@@ -48,7 +62,7 @@ def _leader(instance: Instance, world: World, unit: str = "babe") -> tuple[User,
             ),
         ).user
         person_id = person.id
-    key_id, _ = server_key(instance, world.unit(unit), person_id=person_id, cn="Hoàng Văn Lãnh")
+    key_id, _ = server_key(instance, world.unit(unit), person_id=person_id, cn=name)
     return user, key_id
 
 
@@ -158,3 +172,59 @@ def test_bad_sends_are_refused_next_to_the_field(
     )
     assert no_title.status_code == 422
     assert 'id="e-title"' in no_title.text and 'id="e-signer"' in no_title.text
+
+
+def _sign_as(signer: Web, task: str, key_id: str) -> None:
+    opened = signer.post(f"/sign/requests/{task}/open")
+    assert opened.status_code == 303, opened.text[:1000]
+    upload_id = opened.headers["location"].rsplit("/", 1)[1]
+    signed = signer.post(
+        f"/sign/{upload_id}",
+        {"kind": "attachment", "key_id": key_id, "level": "B-B", "place": "corner", "number": "15"},
+    )
+    assert signed.status_code == 303, signed.text[:1000]
+
+
+def test_sequential_sign_offs_go_from_the_deputy_to_the_head(
+    instance: Instance, world: World, web_for: Callable[..., Web]
+) -> None:
+    deputy, deputy_key = _leader(
+        instance, world, name="Lương Thị Phó", position="Phó Chủ tịch UBND huyện"
+    )
+    head, head_key = _leader(instance, world, name="Đàm Văn Trưởng")
+    officer = web_for("officer")
+    answer = officer.post(
+        "/sign/requests/new",
+        {"title": "Tờ trình 9/TTr-UBND", "signer": deputy.public_id, "then": [head.public_id, ""]},
+        files={"file": ("tt-9.pdf", samples.official_document(), "application/pdf")},
+    )
+    assert answer.status_code == 303, answer.text[:1500]
+    first = answer.headers["location"].rsplit("/", 1)[1]
+    head_web = web_for().login(head)
+    assert "Tờ trình 9/TTr-UBND" not in head_web.get("/sign/requests").text  # not yet
+
+    _sign_as(web_for().login(deputy), first, deputy_key)
+    with world.ctx.db.read() as session:
+        onward = session.query(SignatureRequest).filter_by(signer_id=head.id).one()
+        second = onward.public_id
+        assert onward.requested_by == world.users["officer"].id  # the sender stays the sender
+        assert onward.state is SignatureState.WAITING
+    assert "Tờ trình 9/TTr-UBND" in head_web.get("/sign/requests").text
+    _sign_as(head_web, second, head_key)
+
+    final = officer.get(f"/sign/requests/{second}/signed.pdf")
+    assert final.status_code == 200
+    report = verify(final.content, trust_context(world.ctx), name="tt-9.pdf")
+    assert report.passed and len(report.signatures) == 2
+    assert "Lương Thị Phó" in str(report.signatures[0].signer)
+    assert "Đàm Văn Trưởng" in str(report.signatures[1].signer)
+
+    # the chain is checked when sent: the first signer again, or someone outside the unit
+    far, _ = _leader(instance, world, "nganson", name="Vi Văn Xa")
+    for then in ([deputy.public_id], [far.public_id]):
+        refused = officer.post(
+            "/sign/requests/new",
+            {"title": "Văn bản", "signer": deputy.public_id, "then": then},
+            files={"file": ("a.pdf", samples.official_document(), "application/pdf")},
+        )
+        assert refused.status_code == 422 and 'id="e-then"' in refused.text

@@ -145,9 +145,13 @@ async def send(
     title: Annotated[str, Form(max_length=1000)] = "",
     signer: Annotated[str, Form(max_length=40)] = "",
     note: Annotated[str, Form(max_length=4000)] = "",
+    then: Annotated[list[str] | None, Form(max_length=40)] = None,
 ) -> Response:
     _ = guard.environment_gettext(request)
+    following = [p for p in (then or []) if p.strip()][: queue.MAX_CHAIN + 1]
     values = {"title": title, "signer": signer, "note": note}
+    for index, public_id in enumerate(following[:2]):
+        values[f"then{index + 1}"] = public_id
     if file is None or not file.filename:
         return _new_form(
             request, ctx, viewer, values, {"file": _("Choose the PDF file.")}, status_code=422
@@ -164,6 +168,7 @@ async def send(
                 filename=file.filename or "document.pdf",
                 document=content,
                 note=note,
+                then=following,
             )
             return made.public_id
 
