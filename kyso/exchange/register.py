@@ -18,13 +18,14 @@ electronically: the plan's target is 90 % from commune level up.
 from __future__ import annotations
 
 import io
+import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -418,3 +419,118 @@ def by_level(shares: Sequence[Share]) -> dict[str, tuple[int, int]]:
         issued, electronic = totals.get(s.level, (0, 0))
         totals[s.level] = (issued + s.issued, electronic + s.electronic)
     return totals
+
+
+# -- the e-gazette -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Published:
+    """An issued document as the public e-gazette shows it."""
+
+    public_id: str
+    code: str
+    issued_on: date
+    type_name: str
+    subject: str
+    issuer: str
+    signer_name: str | None
+    published_at: datetime
+    verdict: str  # kyso's indication when it was published (TOTAL-PASSED, …)
+    signers: list[str]
+
+
+def publish(ctx: Context, principal: Principal, public_id: str) -> Published:
+    """Put an issued document in the e-gazette (công báo điện tử), with the verdict of kyso's
+    validation now, so that readers see whether its signatures held when it was published
+    (and may check the file again themselves on /verify)."""
+    from kyso.trust import trust_context
+    from kyso.validation.verify import verify
+
+    with ctx.db.read() as session:
+        row = get(principal, session, public_id)
+        document = bytes(row.document or b"")
+    report = verify(document, trust_context(ctx), name=f"{public_id}.pdf")
+    if not report.passed:
+        raise Conflict(
+            "its signatures do not validate now; it is not published",
+            vi="chữ ký trên văn bản hiện không hợp lệ; không công bố",
+        )
+    summary = {
+        "indication": report.indication.value,
+        "signers": [s.signer.subject for s in report.signatures if s.signer is not None],
+        "at": clock.now().isoformat(),
+    }
+    with ctx.db.session() as session:
+        row = get(principal, session, public_id)
+        row.published_at = clock.now()
+        row.published_report = json.dumps(summary, ensure_ascii=False)
+        record(session, Event(principal.actor, "document.published", public_id, {}))
+    with ctx.db.read() as session:
+        return gazette_entry(session, public_id)
+
+
+def unpublish(ctx: Context, principal: Principal, public_id: str) -> None:
+    with ctx.db.session() as session:
+        row = get(principal, session, public_id)
+        if row.published_at is not None:
+            row.published_at = None
+            record(session, Event(principal.actor, "document.unpublished", public_id, {}))
+
+
+def _gazette_query() -> Select[RegisteredDocument, str, str]:
+    return (
+        select(RegisteredDocument, DocumentType.name, Organization.name)
+        .join(DocumentType, DocumentType.id == RegisteredDocument.type_id)
+        .join(Organization, Organization.id == RegisteredDocument.organization_id)
+        .where(RegisteredDocument.published_at.is_not(None))
+    )
+
+
+def _published(row: RegisteredDocument, type_name: str, issuer: str) -> Published:
+    report = json.loads(row.published_report or "{}")
+    assert row.published_at is not None
+    return Published(
+        public_id=row.public_id,
+        code=f"{row.number}/{row.notation}",
+        issued_on=row.issued_on,
+        type_name=type_name,
+        subject=row.subject,
+        issuer=issuer,
+        signer_name=row.signer_name,
+        published_at=row.published_at,
+        verdict=str(report.get("indication", "")),
+        signers=[str(s) for s in report.get("signers", [])],
+    )
+
+
+def gazette(session: Session, *, text: str = "", limit: int = 100) -> list[Published]:
+    """What the e-gazette lists, newest first (anyone may read it: no principal)."""
+    query = _gazette_query()
+    words = text.strip()[:200]
+    if words:
+        like = f"%{words}%"
+        query = query.where(
+            RegisteredDocument.subject.ilike(like) | RegisteredDocument.notation.ilike(like)
+        )
+    rows = session.execute(
+        query.order_by(RegisteredDocument.published_at.desc()).limit(limit)
+    ).all()
+    return [_published(row, type_name, issuer) for row, type_name, issuer in rows]
+
+
+def gazette_entry(session: Session, public_id: str) -> Published:
+    found = session.execute(
+        _gazette_query().where(RegisteredDocument.public_id == public_id)
+    ).first()
+    if found is None:
+        raise NotFound(f"published document {public_id}", vi=f"văn bản công bố {public_id}")
+    row, type_name, issuer = found
+    return _published(row, type_name, issuer)
+
+
+def gazette_document(session: Session, public_id: str) -> bytes:
+    """The published PDF (only while it is published)."""
+    gazette_entry(session, public_id)
+    data = session.scalar(
+        select(RegisteredDocument.document).where(RegisteredDocument.public_id == public_id)
+    )
+    return bytes(data or b"")

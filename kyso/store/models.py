@@ -1015,6 +1015,10 @@ class RegisteredDocument(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The e-gazette (công báo điện tử): published for anyone to read, with the verdict of
+    # kyso's validation when it was published (JSON: indication, signers, when).
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    published_report: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 # --- The electronic archive (issue 11) ---------------------------------------------------------

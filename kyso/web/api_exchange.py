@@ -317,3 +317,19 @@ def electronic(ctx: Ctx, who: Who, start: date, end: date) -> dict[str, Any]:
             for level, (issued, sent) in register.by_level(shares).items()
         },
     }
+
+
+@router.post("/api/v1/register/{public_id}/publish", summary="Publish in the e-gazette")
+async def publish(ctx: Ctx, who: Who, public_id: str) -> dict[str, Any]:
+    found = await run_in_threadpool(register.publish, ctx, who, public_id)
+    return {
+        "id": found.public_id,
+        "published_at": found.published_at.isoformat(),
+        "verdict": found.verdict,
+    }
+
+
+@router.delete("/api/v1/register/{public_id}/publish", summary="Withdraw from the e-gazette")
+async def unpublish(ctx: Ctx, who: Who, public_id: str) -> Response:
+    await run_in_threadpool(register.unpublish, ctx, who, public_id)
+    return Response(status_code=204)
