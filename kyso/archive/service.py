@@ -18,7 +18,7 @@ import secrets
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, exists, literal, select, true
@@ -254,11 +254,15 @@ def kept_after(ctx: Context, public_ids: Sequence[str]) -> None:
 
 
 # -- archival time-stamps --------------------------------------------------------------------------
+RENEW_BEFORE = timedelta(days=365)  # a new archival time-stamp a year before the last lapses
+
+
 def timestamp_due(ctx: Context, limit: int = 20) -> int:
-    """Give archived PDFs that have none their archival time-stamp (PAdES B-LTA: the
-    signatures' validation data and a document time-stamp over all), so they stay provable
-    after the signers' certificates expire; the server's loop calls this. The file before
-    is kept too (``previous_sha256``). Returns how many were time-stamped."""
+    """Give archived PDFs their archival time-stamp (PAdES B-LTA: the signatures' validation
+    data and a document time-stamp over all), and a new one over the chain a year before
+    the last one's TSA certificate lapses, so they stay provable after the signers' (and
+    the TSA's) certificates expire; the server's loop calls this. The file before is kept
+    too (``previous_sha256``). Returns how many were time-stamped."""
     import logging
 
     from kyso.signing.pades import archive_timestamp
@@ -270,7 +274,8 @@ def timestamp_due(ctx: Context, limit: int = 20) -> int:
                 select(ArchiveRecord.id, ArchiveRecord.sha256)
                 .where(
                     ArchiveRecord.media_type == "application/pdf",
-                    ArchiveRecord.timestamped_until.is_(None),
+                    ArchiveRecord.timestamped_until.is_(None)
+                    | (ArchiveRecord.timestamped_until < clock.now() + RENEW_BEFORE),
                 )
                 .order_by(ArchiveRecord.id)
                 .limit(limit)
@@ -287,14 +292,14 @@ def timestamp_due(ctx: Context, limit: int = 20) -> int:
     for row_id, digest in due:
         try:
             stamped = archive_timestamp(blobs.get(digest), trust)
-        except KysoError as exc:  # another system's chain, a damaged file: said, left as is
+        except KysoError as exc:  # a damaged file: said, tried again a day later
             logging.getLogger("kyso.archive").warning(
                 "no archival time-stamp for %s: %s", digest, exc.message("en")
             )
             with ctx.db.session() as session:
                 row = session.get(ArchiveRecord, row_id)
-                if row is not None:  # not tried again on every loop
-                    row.timestamped_until = clock.now()
+                if row is not None:
+                    row.timestamped_until = clock.now() - RENEW_BEFORE + timedelta(days=1)
             continue
         new = blobs.put(stamped)
         with ctx.db.session() as session:

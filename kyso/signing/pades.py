@@ -33,6 +33,7 @@ from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError
 
 from kyso import clock
@@ -475,25 +476,42 @@ def archive_timestamp(data: bytes, trust: TrustContext) -> bytes:
     return run_sync(_archive_timestamp(data, trust))
 
 
+async def _document_timestamp(
+    data: bytes, timestamper: TimeStamper, context: ValidationContext
+) -> bytes:
+    """A document time-stamp over ``data`` with its TSA's evidence, and no VRI entries (they
+    are deprecated in PAdES, and a VRI written twice — as a renewal would — is a change
+    pyHanko's rules refuse when revisions are compared one by one, as kyso does)."""
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper, TimestampDSSContentSettings
+
+    stamped = await PdfTimeStamper(timestamper).async_timestamp_pdf(
+        open_pdf(data),
+        "sha256",
+        validation_context=context,
+        in_place=False,
+        dss_settings=TimestampDSSContentSettings(include_vri=False),
+    )
+    return bytes(stamped.getvalue())
+
+
 async def _archive_timestamp(data: bytes, trust: TrustContext) -> bytes:
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
     from pyhanko.sign.validation import async_add_validation_info
 
     timestamper = default_timestamper(trust)
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         signatures = list(reader.embedded_regular_signatures)
-        if list(reader.embedded_timestamp_signatures):
-            # Renewing an existing chain is pyHanko's update_archival_timestamp_chain; kyso's
-            # own change analysis does not yet accept a second document time-stamp's field
-            # (pyHanko rates the same file LTA_UPDATES), so it is refused rather than made
-            # into a file kyso itself would call indeterminate.
-            raise InvalidInput(
-                "the PDF already has an archival time-stamp; renewing the chain is not "
-                "supported yet",
-                vi="tệp PDF đã có dấu thời gian lưu trữ; chưa hỗ trợ gia hạn chuỗi dấu thời gian",
+        stamps = list(reader.embedded_timestamp_signatures)
+        if stamps:
+            # The chain exists: the last time-stamp's evidence, then a new one over all.
+            # (pyHanko's update_archival_timestamp_chain writes that time-stamp's VRI again,
+            # which its own rules refuse when revisions are compared one by one.)
+            context = trust.validation_context()
+            extended = await async_add_validation_info(
+                stamps[-1], context, in_place=False, add_vri_entry=False
             )
+            return await _document_timestamp(extended.getvalue(), timestamper, context)
         certificates = [x509.load_der_x509_certificate(s.signer_cert.dump()) for s in signatures]
         context = trust.validation_context(for_certs=certificates)
         current = data
@@ -501,17 +519,15 @@ async def _archive_timestamp(data: bytes, trust: TrustContext) -> bytes:
             reader = PdfFileReader(io.BytesIO(current), strict=False)
             embedded = list(reader.embedded_regular_signatures)[index]
             try:
-                out = await async_add_validation_info(embedded, context, in_place=False)
+                out = await async_add_validation_info(
+                    embedded, context, in_place=False, add_vri_entry=False
+                )
                 current = out.getvalue()
             except (PathBuildingError, PathValidationError, ValueError):
                 # a signature kyso cannot gather evidence for (another CA, offline): its
                 # evidence stays what the file carries; the time-stamp still covers it
                 continue
-        writer = open_pdf(current)
-        stamped = await PdfTimeStamper(timestamper).async_timestamp_pdf(
-            writer, "sha256", validation_context=context, in_place=False
-        )
-        return bytes(stamped.getvalue())
+        return await _document_timestamp(current, timestamper, context)
     except KysoError:
         raise
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:

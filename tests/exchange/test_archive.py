@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import zipfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from support.world import World, make_world
 from ui.test_sign import server_key
 
+from kyso import clock
 from kyso.archive import service as archive
 from kyso.errors import NotFound
 from kyso.exchange import register, service
@@ -239,5 +240,32 @@ def test_archived_pdfs_get_their_archival_time_stamp_once(
     pdfsig = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, timeout=60)
     assert pdfsig.stdout.count("Signature Validation: Signature is Valid.") == 2, pdfsig.stdout
     assert "Timestamp-" in pdfsig.stdout  # the document time-stamp's field
-    assert archive.timestamp_due(ctx) == 0  # once
+    assert archive.timestamp_due(ctx) == 0  # once, until it is due again
+
+    # a year before the TSA certificate lapses, a new time-stamp goes over the chain
+    with ctx.db.session() as session:
+        session.execute(
+            update(ArchiveRecord)
+            .where(ArchiveRecord.id == row.id)
+            .values(timestamped_until=clock.now() + timedelta(days=30))
+        )
+    assert archive.timestamp_due(ctx) >= 1
+    with ctx.db.read() as session:
+        renewed = session.execute(
+            select(ArchiveRecord).where(ArchiveRecord.id == row.id)
+        ).scalar_one()
+        session.expunge(renewed)
+    assert renewed.previous_sha256 == row.sha256
+    again = blobs.get(renewed.sha256)
+    assert again.startswith(after)
+    report = verify(again, trust_context(ctx), name="lta2.pdf")
+    assert report.passed, [s.message_en for s in report.all_signatures()]
+    assert (
+        len(report.all_signatures())
+        == len(verify(after, trust_context(ctx), name="a").all_signatures()) + 1
+    )
+    path.write_bytes(again)
+    pdfsig = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, timeout=60)
+    assert pdfsig.stdout.count("Signature Validation: Signature is Valid.") == 2, pdfsig.stdout
+    assert pdfsig.stdout.count("Timestamp-") == 2
     assert archive.check(ctx).intact
