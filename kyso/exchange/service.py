@@ -182,6 +182,9 @@ def _status(
             created_at=now,
         )
     )
+    from kyso.exchange import webhooks
+
+    webhooks.enqueue(session, message, code.value, text)
 
 
 def _main_pdf(package: Package) -> Attachment | None:

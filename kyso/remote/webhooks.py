@@ -199,8 +199,9 @@ def _claim(ctx: Context, public_id: str) -> tuple[str, bytes, dict[str, str]] | 
         return approval.callback_url, body, headers
 
 
-def _send(settings: Settings, url: str, body: bytes, headers: dict[str, str]) -> str | None:
-    """POST once; None when the receiver took it (2xx), else why not."""
+def post_once(settings: Settings, url: str, body: bytes, headers: dict[str, str]) -> str | None:
+    """POST once; None when the receiver took it (2xx), else why not (the URL is checked
+    again first: its DNS answer may have changed). Also used by kyso.exchange.webhooks."""
     import requests
 
     try:
@@ -225,7 +226,7 @@ def attempt(ctx: Context, public_id: str) -> bool | None:
         if claimed is None:
             return None
         url, body, headers = claimed
-        problem = _send(ctx.settings, url, body, headers)
+        problem = post_once(ctx.settings, url, body, headers)
         with ctx.db.session() as session:
             values: dict[str, Any] = (
                 {

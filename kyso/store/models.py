@@ -1055,3 +1055,37 @@ class ArchiveRecord(Base):
     # the file as it was before that time-stamp was added (the store keeps both)
     timestamped_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     previous_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ExchangeSubscription(Base):
+    """A system (an API client) told of every status of a unit's messages, by a signed
+    webhook: the document management system learns at once that a document arrived or was
+    received, refused or recalled."""
+
+    __tablename__ = "exchange_subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"), index=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    url: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ExchangeEvent(Base):
+    """One webhook to send (and retry) to one subscription; ``event_key`` (message and
+    status) is its Idempotency-Key, unique per subscription: an event is queued once."""
+
+    __tablename__ = "exchange_events"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_key", name="uq_exchange_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("exchange_subscriptions.id"))
+    event_key: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -333,3 +333,24 @@ async def publish(ctx: Ctx, who: Who, public_id: str) -> dict[str, Any]:
 async def unpublish(ctx: Ctx, who: Who, public_id: str) -> Response:
     await run_in_threadpool(register.unpublish, ctx, who, public_id)
     return Response(status_code=204)
+
+
+class Subscribe(BaseModel):
+    unit: str = Field(max_length=40)
+    url: str = Field(max_length=1000)
+
+
+@router.post("/api/v1/exchange/subscriptions", summary="Be told of a unit's messages (webhook)")
+async def subscribe(ctx: Ctx, who: Who, body: Subscribe) -> Response:
+    from kyso.exchange import webhooks
+
+    made = await run_in_threadpool(webhooks.subscribe, ctx, who, body.unit, body.url)
+    return JSONResponse({"id": made}, 201)
+
+
+@router.delete("/api/v1/exchange/subscriptions/{public_id}", summary="Stop the webhook")
+async def unsubscribe(ctx: Ctx, who: Who, public_id: str) -> Response:
+    from kyso.exchange import webhooks
+
+    await run_in_threadpool(webhooks.unsubscribe, ctx, who, public_id)
+    return Response(status_code=204)

@@ -16,6 +16,7 @@ from kyso.archive import service as archive
 from kyso.audit import checkpoints
 from kyso.context import Context
 from kyso.exchange import service as exchange
+from kyso.exchange import webhooks as exchange_webhooks
 from kyso.observability import logging as jsonlog
 from kyso.observability import metrics
 from kyso.registry import login_challenges, sessions
@@ -95,6 +96,7 @@ def _refresh_loop(
             log.exception("expiring overdue signature approvals failed")
         try:  # documents for other installations, delivered again while they were down
             exchange.retry_due(ctx)
+            exchange_webhooks.deliver_due(ctx)  # …and the systems subscribed, told
         except Exception:
             log.exception("delivering the queued exchange messages failed")
         try:  # what could not be archived at once (a full disk) is archived now, and
