@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from kyso.context import Context
 from kyso.errors import KysoError, NotFound
@@ -25,9 +23,7 @@ from kyso.exchange import edxml, service
 from kyso.exchange.model import BusinessDocType, Package, Priority, SignerInfo
 from kyso.exchange.status import StatusCode
 from kyso.registry.access import Action, Principal
-from kyso.registry.fields import FieldErrors
 from kyso.registry.sessions import Viewer
-from kyso.signing import keyuse
 from kyso.store.models import (
     ExchangeDirection,
     ExchangeMessage,
@@ -35,8 +31,18 @@ from kyso.store.models import (
     ExchangeStatusEntry,
 )
 from kyso.web.api_documents import read_upload
-from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard
+from kyso.web.ui.exchange_forms import (
+    chosen_files,
+    file_response,
+    form_errors,
+    parse_day,
+    passes_through,
+    receiving_units,
+    recipient_codes,
+    seal_keys,
+    sending_units,
+)
 from kyso.web.ui.guard import Ctx
 from kyso.web.ui.labels import N_
 from kyso.web.ui.templating import render
@@ -120,49 +126,8 @@ def _state_names(_: Any) -> dict[str, tuple[str, str]]:
     return {state.value: (_(name), tone) for state, (name, tone) in STATE_LABELS.items()}
 
 
-def _errors(
-    request: Request, exc: KysoError, where: dict[str, str] | None = None
-) -> dict[str, str]:
-    """The service's refusal, by the field it names (``where`` maps error codes to fields),
-    else above the form."""
-    lang = guard.language(request)
-    if isinstance(exc, FieldErrors):
-        found: dict[str, str] = {}
-        for p in exc.problems:  # the service's names, as the form names its fields
-            field = _FORM_FIELDS.get(p.field, p.field)
-            found[field] = p.vi if lang == "vi" else p.en
-        return found
-    return {(where or {}).get(exc.code, "form"): exc.message(lang)}
-
-
 # Outgoing's attributes that the send form shows under another name.
 _FORM_FIELDS = {"files": "document", "content": "subject"}
-
-
-def _passes_through(exc: KysoError) -> bool:
-    """Refusals that are a page of their own (not allowed, not found, our own failure)
-    rather than a message beside the form."""
-    return exc.http_status in (401, 403, 404) or exc.http_status >= 500
-
-
-def _day(text: str) -> date | None:
-    for pattern in ("%Y-%m-%d", "%d/%m/%Y"):
-        try:
-            return datetime.strptime(text.strip(), pattern).date()
-        except ValueError:
-            continue
-    return None
-
-
-def _seal_keys(ctx: Context, principal: Principal, _: Any) -> list[tuple[str, str]]:
-    """(key id, label) of the unit seals kyso holds that the clerk may sign with."""
-    from kyso.web.ui.sign import key_label
-
-    if not principal.can(Action.DOCUMENT_SIGN):
-        return []
-    with ctx.db.read() as session:
-        keys = keyuse.usable_keys(principal, session, ctx.keystore.name)
-    return [(k.key_id, key_label(k, _)) for k in keys if not k.personal]
 
 
 # -- the inbox and the outbox ----------------------------------------------------------------------
@@ -212,25 +177,7 @@ class SendForm:
     def organ_ids(self) -> list[str]:
         """The recipients' identifier codes: those ticked, then those typed (comma or
         semicolon separated), each once."""
-        typed = self.other_codes.replace(";", ",").replace("\n", ",").split(",")
-        seen: dict[str, None] = {}
-        for code in (*self.recipients, *typed):
-            if code.strip():
-                seen.setdefault(code.strip(), None)
-        return list(seen)
-
-
-def _senders(principal: Principal, ctx: Context) -> list[tuple[str, str]]:
-    """(public id, name) of the units in view that have an identifier code to send with."""
-    with ctx.db.read() as session:
-        return [(o.public_id, f"{o.name} ({o.code})") for o in service.senders(principal, session)]
-
-
-def _directory(principal: Principal, ctx: Context, sender: str) -> list[tuple[str, str]]:
-    """(identifier code, name) of every unit of this installation that can receive."""
-    with ctx.db.read() as session:
-        found = service.directory(principal, session)
-    return [(o.code or "", f"{o.name} ({o.code})") for o in found if o.public_id != sender]
+        return recipient_codes(self.recipients, self.other_codes)
 
 
 def _send_page(
@@ -238,10 +185,10 @@ def _send_page(
     status_code: int = 200,
 ) -> Response:  # fmt: skip
     _ = guard.environment_gettext(request)
-    senders = _senders(viewer.principal, ctx)
+    senders = sending_units(viewer.principal, ctx)
     if not form.unit and senders:
         form.unit = senders[0][0]
-    keys = _seal_keys(ctx, viewer.principal, _)
+    keys = seal_keys(ctx, viewer.principal, _)
     if not form.key_id and keys:
         form.key_id = keys[0][0]
     return render(
@@ -251,7 +198,7 @@ def _send_page(
             "form": form,
             "errors": errors,
             "senders": senders,
-            "directory": _directory(viewer.principal, ctx, form.unit),
+            "directory": receiving_units(viewer.principal, ctx, form.unit),
             "keys": keys,
             "type_names": TYPE_NAMES,
             "priorities": [(str(int(p)), _(label)) for p, label in PRIORITY_LABELS.items()],
@@ -265,15 +212,6 @@ def _send_page(
 @router.get("/exchange/send")
 def send_page(request: Request, ctx: Ctx, viewer: Clerk) -> Response:
     return _send_page(request, ctx, viewer, SendForm(), {})
-
-
-async def _chosen(request: Request, name: str) -> list[UploadFile]:
-    """The files chosen in the file input ``name``. Read from the form itself: a browser
-    sends an empty part (no file name) for an input left empty, which FastAPI's list of
-    files refuses as a whole."""
-    sent = (await request.form()).getlist(name)
-    # Starlette's class (FastAPI's UploadFile only adds its validation to it)
-    return [cast(UploadFile, f) for f in sent if isinstance(f, StarletteUpload) and f.filename]
 
 
 def _content_type(data: bytes) -> str:
@@ -303,7 +241,7 @@ async def send(
     key_id: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     """The send form: ``document`` (the PDF itself) and ``attachments`` (appendices) are
-    its file inputs, read by :func:`_chosen`."""
+    its file inputs, read by :func:`chosen_files`."""
     _ = guard.environment_gettext(request)
     lang = guard.language(request)
     form = SendForm(
@@ -325,7 +263,7 @@ async def send(
     errors: dict[str, str] = {}
     day = None
     if promulgation_date.strip():
-        day = _day(promulgation_date)
+        day = parse_day(promulgation_date)
         if day is None:
             errors["promulgation_date"] = _("Write the date as dd/mm/yyyy.")
     chosen_priority = next((p for p in Priority if str(int(p)) == priority.strip()), None)
@@ -336,7 +274,7 @@ async def send(
     files: list[service.OutgoingFile] = []
     status = 422
     for name in ("document", "attachments"):
-        for upload in (await _chosen(request, name))[: service.MAX_ATTACHMENTS + 1]:
+        for upload in (await chosen_files(request, name))[: service.MAX_ATTACHMENTS + 1]:
             try:
                 data = await read_upload(upload, ctx.settings.max_upload_bytes)
             except KysoError as exc:  # over the upload limit
@@ -365,9 +303,9 @@ async def send(
     try:
         made = await run_in_threadpool(service.send, ctx, viewer.principal, outgoing)
     except KysoError as exc:
-        if _passes_through(exc):
+        if passes_through(exc):
             raise
-        errors = _errors(request, exc, {service.NoRoute.code: "recipients"})
+        errors = form_errors(request, exc, {service.NoRoute.code: "recipients"}, _FORM_FIELDS)
         return await run_in_threadpool(_send_page, request, ctx, viewer, form, errors, 422)
     return guard.redirect(
         request, f"/exchange/{made[0]}", _("The document is signed with the unit's seal and sent.")
@@ -419,7 +357,7 @@ def _detail(
         and message.business == int(BusinessDocType.NEW)
         and message.state is not ExchangeState.RECALLED
     )
-    keys = _seal_keys(ctx, viewer.principal, _) if can_receive or can_recall else []
+    keys = seal_keys(ctx, viewer.principal, _) if can_receive or can_recall else []
     trace = opened.package.traces[-1] if opened.package.traces else None
     return render(
         request,
@@ -461,11 +399,12 @@ async def _act(
     try:
         answer = await run_in_threadpool(work)
     except KysoError as exc:
-        if _passes_through(exc):
+        if passes_through(exc):
             raise
         status = exc.http_status if exc.http_status in (409, 413, 422) else 422
+        errors = form_errors(request, exc, where, _FORM_FIELDS)
         return await run_in_threadpool(
-            _detail, request, ctx, viewer, public_id, _errors(request, exc, where), status, values
+            _detail, request, ctx, viewer, public_id, errors, status, values
         )
     return guard.redirect(request, f"/exchange/{public_id}", done(answer))
 
@@ -549,15 +488,6 @@ async def recall(
 
 
 # -- files -----------------------------------------------------------------------------------------
-def _file(request: Request, data: bytes, media_type: str, name: str) -> Response:
-    response = Response(
-        data, media_type=media_type, headers={"content-disposition": content_disposition(name)}
-    )
-    guard.finish(request, response)  # security headers and no-store, as every page
-    response.headers["cache-control"] = "no-store"
-    return response
-
-
 @router.get("/exchange/{public_id}/files/{index}")
 def attachment(request: Request, ctx: Ctx, viewer: Clerk, public_id: str, index: str) -> Response:
     """Attachment ``index`` (from 1, in the package's order) as the sender sent it."""
@@ -570,7 +500,7 @@ def attachment(request: Request, ctx: Ctx, viewer: Clerk, public_id: str, index:
     found = files[int(index) - 1]
     declared = found.content_type.split(";", 1)[0].strip().lower()
     media_type = declared if declared in SAFE_TYPES else "application/octet-stream"
-    return _file(request, found.content, media_type, found.name)
+    return file_response(request, found.content, media_type, found.name)
 
 
 @router.get("/exchange/{public_id}/marked.pdf")
@@ -582,7 +512,7 @@ def marked(request: Request, ctx: Ctx, viewer: Clerk, public_id: str) -> Respons
         code, number = message.code, message.received_number
     if data is None:
         raise NotFound("the document with the ĐẾN mark", vi="văn bản có dấu ĐẾN")
-    return _file(request, bytes(data), PDF, f"{code} - đến số {number}.pdf")
+    return file_response(request, bytes(data), PDF, f"{code} - đến số {number}.pdf")
 
 
 @router.get("/exchange/{public_id}/package.xml")
@@ -591,4 +521,4 @@ def package(request: Request, ctx: Ctx, viewer: Clerk, public_id: str) -> Respon
     with ctx.db.read() as session:
         message = service.get(viewer.principal, session, public_id[:40])
         data, code = bytes(message.package), message.code
-    return _file(request, data, "application/xml", f"edXML {code}.xml")
+    return file_response(request, data, "application/xml", f"edXML {code}.xml")

@@ -19,13 +19,12 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from kyso import clock
 from kyso.context import Context
@@ -33,14 +32,22 @@ from kyso.errors import InvalidInput, KysoError, NotFound
 from kyso.exchange import register, service
 from kyso.registry import organizations, spreadsheets
 from kyso.registry.access import Action, Principal
-from kyso.registry.fields import FieldErrors
 from kyso.registry.sessions import Viewer
-from kyso.signing import keyuse
 from kyso.signing.keyuse import KeyNotAllowed
 from kyso.store.models import Delivery, RegisteredDocument
 from kyso.web.api_documents import read_upload
-from kyso.web.downloads import content_disposition
 from kyso.web.ui import guard
+from kyso.web.ui.exchange_forms import (
+    chosen_files,
+    file_response,
+    form_errors,
+    parse_day,
+    passes_through,
+    receiving_units,
+    recipient_codes,
+    seal_keys,
+    sending_units,
+)
 from kyso.web.ui.guard import Ctx
 from kyso.web.ui.labels import N_
 from kyso.web.ui.templating import render
@@ -87,73 +94,6 @@ def _today() -> date:
 
 def _stamp() -> str:
     return f"{clock.local(clock.now()):%Y%m%d-%H%M}"
-
-
-# -- what every form here needs (as the exchange pages do it) ------------------------------------
-def _errors(
-    request: Request, exc: KysoError, where: dict[str, str] | None = None
-) -> dict[str, str]:
-    """The service's refusal by the field it names (``where`` maps error codes to fields),
-    else above the form."""
-    lang = guard.language(request)
-    if isinstance(exc, FieldErrors):
-        return {p.field: p.vi if lang == "vi" else p.en for p in exc.problems}
-    return {(where or {}).get(exc.code, "form"): exc.message(lang)}
-
-
-def _passes_through(exc: KysoError) -> bool:
-    """Refusals that are a page of their own (not allowed, not found, our own failure)
-    rather than a message beside the form."""
-    return exc.http_status in (401, 403, 404) or exc.http_status >= 500
-
-
-def _day(text: str) -> date | None:
-    for pattern in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), pattern).date()
-        except ValueError:
-            continue
-    return None
-
-
-async def _chosen(request: Request, name: str) -> list[UploadFile]:
-    """The files chosen in the file input ``name``, read from the form itself: a browser
-    sends an empty part (no file name) for an input left empty."""
-    sent = (await request.form()).getlist(name)
-    return [cast(UploadFile, f) for f in sent if isinstance(f, StarletteUpload) and f.filename]
-
-
-def _seal_keys(ctx: Context, principal: Principal, _: Any) -> list[tuple[str, str]]:
-    """(key id, label) of the unit seals kyso holds that the clerk may sign with."""
-    from kyso.web.ui.sign import key_label
-
-    if not principal.can(Action.DOCUMENT_SIGN):
-        return []
-    with ctx.db.read() as session:
-        keys = keyuse.usable_keys(principal, session, ctx.keystore.name)
-    return [(k.key_id, key_label(k, _)) for k in keys if not k.personal]
-
-
-def _senders(principal: Principal, ctx: Context) -> list[tuple[str, str]]:
-    """(public id, name) of the units in view that have an identifier code."""
-    with ctx.db.read() as session:
-        return [(o.public_id, f"{o.name} ({o.code})") for o in service.senders(principal, session)]
-
-
-def _directory(principal: Principal, ctx: Context, sender: str) -> list[tuple[str, str]]:
-    """(identifier code, name) of every unit of this installation that can receive."""
-    with ctx.db.read() as session:
-        found = service.directory(principal, session)
-    return [(o.code or "", f"{o.name} ({o.code})") for o in found if o.public_id != sender]
-
-
-def _file(request: Request, data: bytes, media_type: str, name: str) -> Response:
-    response = Response(
-        data, media_type=media_type, headers={"content-disposition": content_disposition(name)}
-    )
-    guard.finish(request, response)  # security headers, as every page
-    response.headers["cache-control"] = "no-store"
-    return response
 
 
 # -- the register --------------------------------------------------------------------------------
@@ -286,13 +226,15 @@ def _register_sheet(request: Request, ctx: Context, viewer: Viewer, year: str) -
 @router.get("/exchange/register.xlsx")
 def register_xlsx(request: Request, ctx: Ctx, viewer: Clerk, year: Pick = "") -> Response:
     sheet, name = _register_sheet(request, ctx, viewer, year)
-    return _file(request, _xlsx([sheet]), spreadsheets.Format.XLSX.media_type, f"{name}.xlsx")
+    return file_response(
+        request, _xlsx([sheet]), spreadsheets.Format.XLSX.media_type, f"{name}.xlsx"
+    )
 
 
 @router.get("/exchange/register.csv")
 def register_csv(request: Request, ctx: Ctx, viewer: Clerk, year: Pick = "") -> Response:
     sheet, name = _register_sheet(request, ctx, viewer, year)
-    return _file(request, _csv(sheet), spreadsheets.Format.CSV.media_type, f"{name}.csv")
+    return file_response(request, _csv(sheet), spreadsheets.Format.CSV.media_type, f"{name}.csv")
 
 
 def _cell(sheet: Any, value: Any) -> Any:
@@ -399,10 +341,10 @@ def _issue_page(
     status_code: int = 200,
 ) -> Response:  # fmt: skip
     _ = guard.environment_gettext(request)
-    senders = _senders(viewer.principal, ctx)
+    senders = sending_units(viewer.principal, ctx)
     if not form.unit and senders:
         form.unit = senders[0][0]
-    keys = _seal_keys(ctx, viewer.principal, _)
+    keys = seal_keys(ctx, viewer.principal, _)
     if not form.key_id and keys:
         form.key_id = keys[0][0]
     return render(
@@ -440,7 +382,7 @@ async def issue(
     key_id: Text = "",
 ) -> Response:
     """The issue form: ``document`` (the draft the leader signed) and ``seal_image`` (the
-    unit's seal, PNG) are its file inputs, read by :func:`_chosen`."""
+    unit's seal, PNG) are its file inputs, read by :func:`chosen_files`."""
     _ = guard.environment_gettext(request)
     lang = guard.language(request)
     form = IssueForm(
@@ -458,7 +400,7 @@ async def issue(
         errors["unit"] = _("Choose the issuing unit.")
     if not form.type:
         errors["type"] = _("Choose the kind of document.")
-    day = _day(issued_on) if issued_on.strip() else _today()
+    day = parse_day(issued_on) if issued_on.strip() else _today()
     if day is None:
         errors["issued_on"] = _("Write the date as dd/mm/yyyy.")
     if not form.key_id:
@@ -470,7 +412,7 @@ async def issue(
     }
     limits = {"document": ctx.settings.max_upload_bytes, "seal_image": MAX_IMAGE_BYTES}
     for name, limit in limits.items():
-        chosen = (await _chosen(request, name))[:1]
+        chosen = (await chosen_files(request, name))[:1]
         if not chosen:
             errors[name] = missing[name]
             continue
@@ -498,10 +440,10 @@ async def issue(
         errors = {"key_id": exc.message(lang)}
         return await run_in_threadpool(_issue_page, request, ctx, viewer, form, errors, 422)
     except KysoError as exc:
-        if _passes_through(exc):
+        if passes_through(exc):
             raise
         status = exc.http_status if exc.http_status in (409, 413, 422) else 422
-        errors = _errors(request, exc)
+        errors = form_errors(request, exc)
         return await run_in_threadpool(_issue_page, request, ctx, viewer, form, errors, status)
     return guard.redirect(
         request,
@@ -527,12 +469,7 @@ class SendValues:
 
     def organ_ids(self) -> list[str]:
         """The ticked codes, then those typed (comma, semicolon or line separated), once."""
-        typed = self.other_codes.replace(";", ",").replace("\n", ",").split(",")
-        seen: dict[str, None] = {}
-        for code in (*self.recipients, *typed):
-            if code.strip():
-                seen.setdefault(code.strip(), None)
-        return list(seen)
+        return recipient_codes(self.recipients, self.other_codes)
 
 
 def _detail(
@@ -543,11 +480,11 @@ def _detail(
     _ = guard.environment_gettext(request)
     entry = _entry(ctx, viewer.principal, public_id)
     electronic = entry.delivery is not Delivery.PAPER
-    keys = _seal_keys(ctx, viewer.principal, _) if electronic else []
+    keys = seal_keys(ctx, viewer.principal, _) if electronic else []
     values = values or SendValues()
     if not values.key_id and keys:
         values.key_id = keys[0][0]
-    senders = dict(_senders(viewer.principal, ctx)) if electronic else {}
+    senders = dict(sending_units(viewer.principal, ctx)) if electronic else {}
     sender = entry.unit_id
     return render(
         request,
@@ -556,7 +493,7 @@ def _detail(
             "entry": entry,
             "electronic": electronic,
             "can_send": sender in senders,
-            "directory": _directory(viewer.principal, ctx, sender) if electronic else [],
+            "directory": receiving_units(viewer.principal, ctx, sender) if electronic else [],
             "keys": keys,
             "values": values,
             "errors": errors or {},
@@ -580,7 +517,7 @@ def document(request: Request, ctx: Ctx, viewer: Clerk, public_id: str) -> Respo
         name = f"{row.number}-{row.notation}.pdf"
     if not data:
         raise NotFound("the issued document", vi="văn bản đã phát hành")
-    return _file(request, data, "application/pdf", name)
+    return file_response(request, data, "application/pdf", name)
 
 
 @router.post("/exchange/register/{public_id}/send")
@@ -614,9 +551,9 @@ async def send(
             register.send, ctx, viewer.principal, public_id, values.organ_ids(), values.key_id
         )
     except KysoError as exc:
-        if _passes_through(exc):
+        if passes_through(exc):
             raise
-        errors = _errors(request, exc, {service.NoRoute.code: "recipients"})
+        errors = form_errors(request, exc, {service.NoRoute.code: "recipients"})
         status = exc.http_status if exc.http_status in (409, 413, 422) else 422
         return await run_in_threadpool(
             _detail, request, ctx, viewer, public_id, values, errors, status
@@ -672,9 +609,9 @@ def catalogue(
             found = register.set_delivery(viewer.principal, session, kind, chosen)
             name = found.name
     except KysoError as exc:
-        if _passes_through(exc):
+        if passes_through(exc):
             raise
-        message = _errors(request, exc).get("type") or exc.message(guard.language(request))
+        message = form_errors(request, exc).get("type") or exc.message(guard.language(request))
         return _catalogue_page(request, ctx, viewer, {"form": message}, 422)
     return guard.redirect(
         request,
@@ -721,8 +658,8 @@ def _period(start: str, end: str, _: Any) -> tuple[Period, dict[str, str]]:
         end.strip() or f"31/12/{year}",
     )
     errors: dict[str, str] = {}
-    period.start = _day(period.start_text)
-    period.end = _day(period.end_text)
+    period.start = parse_day(period.start_text)
+    period.end = parse_day(period.end_text)
     if period.start is None:
         errors["from"] = _("Write the date as dd/mm/yyyy.")
     if period.end is None:
@@ -763,7 +700,7 @@ def electronic(
         try:
             shares, levels, overall = _shares(ctx, viewer.principal, period, _)
         except KysoError as exc:
-            if _passes_through(exc):
+            if passes_through(exc):
                 raise
             errors = {"to": exc.message(guard.language(request))}
     query = urlencode({"from": period.start_text, "to": period.end_text})
@@ -856,7 +793,7 @@ def electronic_xlsx(
 ) -> Response:
     units, by_level, name = _report_sheets(request, ctx, viewer, start, end)
     book = _xlsx([units, by_level])
-    return _file(request, book, spreadsheets.Format.XLSX.media_type, f"{name}.xlsx")
+    return file_response(request, book, spreadsheets.Format.XLSX.media_type, f"{name}.xlsx")
 
 
 @router.get("/reports/electronic.csv")
@@ -869,4 +806,4 @@ def electronic_csv(
 ) -> Response:
     """The units' table (the levels' totals are in the XLSX's second sheet)."""
     units, _by_level, name = _report_sheets(request, ctx, viewer, start, end)
-    return _file(request, _csv(units), spreadsheets.Format.CSV.media_type, f"{name}.csv")
+    return file_response(request, _csv(units), spreadsheets.Format.CSV.media_type, f"{name}.csv")
