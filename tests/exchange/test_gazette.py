@@ -106,3 +106,51 @@ def _token(world: World) -> dict[str, str]:
             user_id=world.users["officer"].id,
         )
     return {"authorization": f"Bearer {made}"}
+
+
+def test_the_clerk_publishes_and_withdraws_from_the_register_page(
+    instance: Instance, world: World, http: TestClient
+) -> None:
+    from ui.conftest import Web
+
+    ctx = instance.ctx
+    keys = {
+        "seal": server_key(instance, world.unit("babe"))[0],
+        "leader": server_key(instance, world.unit("babe"), cn="Nguyễn Văn An")[0],
+    }
+    subject = f"Thông báo kết luận cuộc họp {world.tag}"
+    issued = register.issue(
+        ctx,
+        world.who("officer"),
+        register.Issue(
+            unit=world.unit("babe").public_id,
+            type="TB",
+            notation="TB-UBND",
+            subject=subject,
+            document=draft(instance, keys),
+            seal_image=images.seal_png(),
+            key_id=keys["seal"],
+        ),
+    )
+    clerk = Web(TestClient(http.app, raise_server_exceptions=False), world).login(
+        world.users["officer"]
+    )
+    page = clerk.get(f"/exchange/register/{issued.public_id}")
+    assert page.status_code == 200 and "Công bố trên Công báo điện tử" in page.text
+    done = clerk.post(f"/exchange/register/{issued.public_id}/publish", {})
+    assert done.status_code == 303
+    after = clerk.get(f"/exchange/register/{issued.public_id}")
+    assert "Đã công bố lúc" in after.text and "Thôi công bố" in after.text
+    anonymous = TestClient(http.app, raise_server_exceptions=False)
+    assert subject in anonymous.get("/cong-bao").text
+    assert clerk.post(f"/exchange/register/{issued.public_id}/unpublish", {}).status_code == 303
+    assert subject not in anonymous.get("/cong-bao").text
+    # someone else's clerk cannot publish it
+    other = Web(TestClient(http.app, raise_server_exceptions=False), world).login(
+        world.users["officer_ns"]
+    )
+    assert other.post(f"/exchange/register/{issued.public_id}/publish", {}).status_code in (
+        403,
+        404,
+    )
+    assert subject not in anonymous.get("/cong-bao").text

@@ -486,6 +486,8 @@ def _detail(
         values.key_id = keys[0][0]
     senders = dict(sending_units(viewer.principal, ctx)) if electronic else {}
     sender = entry.unit_id
+    with ctx.db.read() as session:
+        published_at = register.get(viewer.principal, session, public_id[:40]).published_at
     return render(
         request,
         "register/detail.html",
@@ -498,8 +500,32 @@ def _detail(
             "values": values,
             "errors": errors or {},
             "deliveries": _deliveries(_),
+            "published_at": published_at,
         },
         status_code=status_code,
+    )
+
+
+@router.post("/exchange/register/{public_id}/publish")
+async def publish(request: Request, ctx: Ctx, viewer: Clerk, public_id: str) -> Response:
+    """Put the document in the public e-gazette (/cong-bao)."""
+    _ = guard.environment_gettext(request)
+    back = f"/exchange/register/{public_id[:40]}"
+    try:
+        await run_in_threadpool(register.publish, ctx, viewer.principal, public_id[:40])
+    except KysoError as exc:
+        if passes_through(exc):
+            raise
+        return guard.redirect(request, back, exc.message(guard.language(request)), "error")
+    return guard.redirect(request, back, _("Published in the e-gazette."))
+
+
+@router.post("/exchange/register/{public_id}/unpublish")
+async def unpublish(request: Request, ctx: Ctx, viewer: Clerk, public_id: str) -> Response:
+    _ = guard.environment_gettext(request)
+    await run_in_threadpool(register.unpublish, ctx, viewer.principal, public_id[:40])
+    return guard.redirect(
+        request, f"/exchange/register/{public_id[:40]}", _("Withdrawn from the e-gazette.")
     )
 
 
