@@ -158,7 +158,33 @@ def _leaders_field(document: bytes) -> str:
                 )
             ]
         )
-    return str(signatures[-1].field_name)
+    for signature in reversed(signatures):  # the last one that shows on a page
+        if _visible(signature.sig_field):
+            return str(signature.field_name)
+    raise FieldErrors(
+        [
+            FieldProblem(
+                "document",
+                "the competent person's signature is invisible: the seal goes over a visible "
+                "signature (sign with the approval stamp)",
+                "chữ ký của người có thẩm quyền không hiển thị trên trang: con dấu phải đóng "
+                "lên chữ ký hiển thị (ký với hình chữ ký)",
+            )
+        ]
+    )
+
+
+def _visible(field: object) -> bool:
+    """Whether a signature field's widget has an area on a page."""
+    try:
+        widget = field  # merged field/widget (what pyHanko and kyso write)
+        kids = field.get("/Kids") if hasattr(field, "get") else None  # type: ignore[attr-defined]
+        if kids:
+            widget = kids[0].get_object()
+        x1, y1, x2, y2 = (float(v) for v in widget["/Rect"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return False
+    return abs(x2 - x1) > 1 and abs(y2 - y1) > 1
 
 
 def _check(issue: Issue) -> None:
@@ -210,6 +236,9 @@ def issue(ctx: Context, principal: Principal, what: Issue) -> RegisteredDocument
         unit = _unit(principal, session, what.unit)
         kind = _type(session, what.type)
         type_id, delivery = kind.id, kind.delivery
+    from kyso.exchange.service import check_seal
+
+    check_seal(ctx, principal, what.key_id, unit.id)
     stamper, trust = level_support(ctx, SignatureLevel.B_T, trust_from=SignatureLevel.B_T)
     for _attempt in range(NUMBER_TRIES):
         with ctx.db.read() as session:

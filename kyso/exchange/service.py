@@ -72,7 +72,7 @@ log = logging.getLogger("kyso.exchange")
 
 HEADER_XPATH = "//edxml:edXMLHeader"
 MAX_ATTACHMENTS = 20
-MAX_ATTEMPTS = 10  # about 17 hours of backoff (1, 2, 4, … 256 minutes, then 8 hours)
+MAX_ATTEMPTS = 10  # with the default first wait of 60 s: 1, 2, 4 … 256 minutes, about 8.5 hours
 PDF = "application/pdf"
 
 
@@ -203,6 +203,7 @@ def send(ctx: Context, principal: Principal, outgoing: Outgoing) -> list[str]:
         unit = _unit(principal, session, outgoing.unit)
         sender = _organ_of(unit)
         local = _local_units(session, recipients)
+    check_seal(ctx, principal, outgoing.key_id, unit.id)
     peers = ctx.settings.exchange_peers
     organs = []
     for organ_id in recipients:
@@ -356,6 +357,38 @@ def _sign_package(ctx: Context, content: bytes, identity: SignerIdentity) -> byt
         trust=trust,
         parent_xpath=HEADER_XPATH,
     )
+
+
+def check_seal(ctx: Context, principal: Principal, key_id: str, unit_id: int) -> None:
+    """``key_id`` is a seal the principal may use (:mod:`kyso.signing.keyuse`) *and* the seal
+    of this very unit: a district's clerk, who may use the district's seal, does not sign a
+    commune's documents with it."""
+    from kyso.signing import keyuse
+    from kyso.store.models import Certificate, CertStatus
+
+    location = f"{ctx.keystore.name}:{key_id}"
+    with ctx.db.read() as session:
+        keyuse.authorize(principal, session, ctx.keystore.name, key_id)
+        found = session.scalar(
+            select(Certificate.id)
+            .where(
+                Certificate.key_location == location,
+                Certificate.status == CertStatus.GOOD,
+                Certificate.organization_id == unit_id,
+                Certificate.person_id.is_(None),
+            )
+            .limit(1)
+        )
+    if found is None:
+        raise FieldErrors(
+            [
+                FieldProblem(
+                    "key_id",
+                    "this key is not the seal of the unit the document is for",
+                    "khóa này không phải con dấu của đơn vị phát hành/nhận văn bản",
+                )
+            ]
+        )
 
 
 def _code(value: str) -> str:
@@ -767,6 +800,7 @@ def accept(ctx: Context, principal: Principal, public_id: str, *, key_id: str) -
         package = edxml.parse(message.package)
         number = _next_number(session, unit.id, clock.local(clock.now()).year)
         version = message.updated_at
+    check_seal(ctx, principal, key_id, unit.id)
     main = _main_pdf(package)
     marked = None
     if main is not None:
@@ -831,6 +865,8 @@ def refuse(
         package = edxml.parse(message.package) if remote else None
         version = message.updated_at
     told = None
+    if package is not None and key_id:
+        check_seal(ctx, principal, key_id, unit.id)
     if package is not None:
         if not key_id:
             raise InvalidInput(
@@ -1059,6 +1095,7 @@ def recall(
         unit_id = message.organization_id
         unit = session.get(Organization, unit_id)
         assert unit is not None
+    check_seal(ctx, principal, key_id, unit_id)
     now = clock.local(clock.now()).replace(tzinfo=None, microsecond=0)
     package = Package(
         header=original.header,

@@ -1089,3 +1089,20 @@ class ExchangeEvent(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdempotentRequest(Base):
+    """A request a system sent with an ``Idempotency-Key`` (an IETF draft every payment API
+    follows): the answer kept, so the same key again gets the same answer instead of a
+    second document; the same key with another request is refused."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (UniqueConstraint("client_id", "key", name="uq_idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: in progress
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from kyso.api import idempotency
 from kyso.context import Context
 from kyso.errors import TooLarge
 from kyso.exchange import register, service
@@ -97,8 +98,20 @@ async def deliver_status(request: Request, ctx: Ctx) -> dict[str, Any]:
     return {"updated": changed}
 
 
+def _fingerprint(path: str, fields: dict[str, Any], files: list[bytes]) -> str:
+    """What makes two requests the same for an Idempotency-Key: the path, the fields and
+    each file's SHA-256."""
+    import hashlib
+    import json
+
+    digests = [hashlib.sha256(f).hexdigest() for f in files]
+    body = json.dumps({"fields": fields, "files": digests}, sort_keys=True, default=str).encode()
+    return idempotency.fingerprint("POST", path, body)
+
+
 @router.post("/api/v1/exchange/send", summary="Sign and send a document to other agencies")
 async def send(
+    request: Request,
     ctx: Ctx,
     who: Who,
     unit: Annotated[str, Form(max_length=40)],
@@ -137,8 +150,21 @@ async def send(
         signer=SignerInfo(competence, position, signer_name) if signer_name else None,
         priority=priority,
     )
-    ids = await run_in_threadpool(service.send, ctx, who, outgoing)
-    return JSONResponse({"messages": await run_in_threadpool(_read_many, ctx, who, ids)}, 202)
+
+    def work() -> idempotency.Answer:
+        ids = service.send(ctx, who, outgoing)
+        return idempotency.Answer(202, {"messages": _read_many(ctx, who, ids)})
+
+    fields = {k: v for k, v in outgoing.__dict__.items() if k != "files"}
+    done = await run_in_threadpool(
+        idempotency.run,
+        ctx,
+        who.client_id,
+        request.headers.get("idempotency-key"),
+        _fingerprint("/api/v1/exchange/send", fields, [f.content for f in read]),
+        work,
+    )
+    return JSONResponse(done.body, done.status)
 
 
 def _read_many(ctx: Context, who: Principal, ids: list[str]) -> list[dict[str, Any]]:
@@ -235,6 +261,7 @@ def _registered(row: Any) -> dict[str, Any]:
 
 @router.post("/api/v1/register/issue", summary="Issue a signed draft: number, seal, register")
 async def issue(
+    request: Request,
     ctx: Ctx,
     who: Who,
     unit: Annotated[str, Form(max_length=40)],
@@ -257,8 +284,20 @@ async def issue(
         key_id=key_id,
         signer_name=signer_name,
     )
-    row = await run_in_threadpool(register.issue, ctx, who, what)
-    return JSONResponse(_registered(row), 201)
+
+    def work() -> idempotency.Answer:
+        return idempotency.Answer(201, _registered(register.issue(ctx, who, what)))
+
+    fields = {k: v for k, v in what.__dict__.items() if k not in ("document", "seal_image")}
+    done = await run_in_threadpool(
+        idempotency.run,
+        ctx,
+        who.client_id,
+        request.headers.get("idempotency-key"),
+        _fingerprint("/api/v1/register/issue", fields, [what.document, what.seal_image]),
+        work,
+    )
+    return JSONResponse(done.body, done.status)
 
 
 @router.get("/api/v1/register", summary="The register of the units in view")

@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from kyso import cluster, ratelimit, upgrade
+from kyso.api import idempotency
 from kyso.archive import service as archive
 from kyso.audit import checkpoints
 from kyso.context import Context
@@ -97,6 +98,7 @@ def _refresh_loop(
         try:  # documents for other installations, delivered again while they were down
             exchange.retry_due(ctx)
             exchange_webhooks.deliver_due(ctx)  # …and the systems subscribed, told
+            idempotency.forget_old(ctx)  # answers kept for Idempotency-Keys, a day
         except Exception:
             log.exception("delivering the queued exchange messages failed")
         try:  # what could not be archived at once (a full disk) is archived now, and

@@ -121,6 +121,10 @@ def test_an_unsigned_draft_or_a_bad_seal_is_refused_by_field(
         issue(instance, world, keys, document=samples.official_document())
     assert caught.value.problems[0].field == "document"
     assert "chưa có chữ ký" in caught.value.message("vi")
+    invisible = sign_pdf(samples.official_document(), from_keystore(instance.ctx, keys["leader"]))
+    with pytest.raises(FieldErrors) as caught:  # the seal would have nothing to go over
+        issue(instance, world, keys, document=invisible)
+    assert "invisible" in caught.value.message("en")
     with pytest.raises(FieldErrors) as caught:
         issue(instance, world, keys, seal_image=b"GIF89a", notation="")
     assert {p.field for p in caught.value.problems} == {"seal_image", "notation"}

@@ -228,7 +228,7 @@ def test_the_clerk_refuses_with_a_reason_that_the_sender_reads(
 
 
 def test_a_refusal_to_a_sender_elsewhere_is_signed_with_the_seal_chosen_on_the_form(
-    world: World, seals: dict[str, str], web_for: Callable[..., Web]
+    instance: Instance, world: World, seals: dict[str, str], web_for: Callable[..., Web]
 ) -> None:
     """Chu Hương sends; then its code leaves this installation (as if it had moved to
     another system), so Ngân Sơn's refusal must travel back as a signed status."""
@@ -238,8 +238,32 @@ def test_a_refusal_to_a_sender_elsewhere_is_signed_with_the_seal_chosen_on_the_f
         session.execute(
             update(Organization).where(Organization.id == chuhuong.id).values(code=elsewhere)
         )
-    clerk, receiver = web_for("officer"), web_for("officer_ns")
-    values = form(world, seals, unit=chuhuong.public_id)
+    receiver = web_for("officer_ns")
+    # Ba Bể's clerk may use Ba Bể's seal, but not to send for the commune below it
+    wrong = web_for("officer").post(
+        "/exchange/send", form(world, seals, unit=chuhuong.public_id), files=documents()
+    )
+    assert wrong.status_code == 422 and "không phải con dấu của đơn vị" in wrong.text
+    # the commune's own clerk sends with the commune's own seal
+    from kyso.registry import users
+    from kyso.registry.access import cli_principal
+    from kyso.store.models import Role
+
+    with world.ctx.db.session() as session:
+        commune_clerk = users.create(
+            cli_principal("cli:test"),
+            session,
+            users.UserInput(
+                username=f"vanthu-chuhuong-{world.tag}",
+                full_name="Ma Thị Văn Thư",
+                password="mật-khẩu-văn-thư-2026",
+                role=Role.UNIT_OFFICER,
+                unit=chuhuong.public_id,
+            ),
+        ).user
+    clerk = web_for().login(commune_clerk)
+    commune_seal = server_key(instance, chuhuong)[0]
+    values = form(world, seals, unit=chuhuong.public_id, key_id=commune_seal)
     send(clerk, values)
     arrived = inbox_id(receiver, values["subject"])
     with world.ctx.db.session() as session:
