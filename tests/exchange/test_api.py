@@ -126,3 +126,51 @@ def test_a_system_issues_sends_and_reads_the_figure(
         json={"recipients": ["999.99.99.H99"], "key_id": keys["seal"]},
     )
     assert nobody.status_code == 422 and "999.99.99.H99" in nobody.text
+
+
+def test_an_idempotency_key_makes_a_retried_send_a_no_op(
+    instance: Instance, world: World, http: TestClient
+) -> None:
+    from sqlalchemy import func, select
+
+    from kyso.store.models import ExchangeDirection, ExchangeMessage
+
+    seal = server_key(instance, world.unit("babe"))[0]
+    clerk = token(world, "officer", ["documents:exchange"])
+    form = {
+        "unit": world.unit("babe").public_id,
+        "recipients": f"000.52.{world.tag}.H03",
+        "code_number": "77",
+        "code_notation": "CV-UBND",
+        "type_name": "Công văn",
+        "subject": f"Công văn gửi lại khi mất kết nối {world.tag}",
+        "key_id": seal,
+    }
+    files = {"files": ("cv.pdf", samples.official_document(), "application/pdf")}
+
+    def outbox_count() -> int:
+        with instance.ctx.db.read() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(ExchangeMessage)
+                    .where(
+                        ExchangeMessage.direction == ExchangeDirection.OUT,
+                        ExchangeMessage.subject == form["subject"],
+                    )
+                )
+                or 0
+            )
+
+    keyed = {**clerk, "idempotency-key": f"qlvb-{world.tag}-77"}
+    first = http.post("/api/v1/exchange/send", headers=keyed, data=form, files=files)
+    assert first.status_code == 202, first.text
+    again = http.post("/api/v1/exchange/send", headers=keyed, data=form, files=files)
+    assert again.status_code == 202 and again.json() == first.json()
+    assert outbox_count() == 1
+    other = http.post(
+        "/api/v1/exchange/send", headers=keyed, data={**form, "code_number": "78"}, files=files
+    )
+    assert other.status_code == 422 and "Idempotency-Key" in other.text
+    plain = http.post("/api/v1/exchange/send", headers=clerk, data=form, files=files)
+    assert plain.status_code == 202 and outbox_count() == 2  # no key: a second document
