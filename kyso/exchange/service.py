@@ -26,12 +26,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,11 +67,13 @@ from kyso.store.models import (
 if TYPE_CHECKING:
     from kyso.context import Context
     from kyso.signing.identity import SignerIdentity
+    from kyso.signing.stamps import Appearance
 
 log = logging.getLogger("kyso.exchange")
 
 HEADER_XPATH = "//edxml:edXMLHeader"
 MAX_ATTACHMENTS = 20
+NUMBER_TRIES = 5  # two clerks receiving at once: the loser takes the next number
 MAX_ATTEMPTS = 10  # with the default first wait of 60 s: 1, 2, 4 … 256 minutes, about 8.5 hours
 PDF = "application/pdf"
 
@@ -765,26 +767,31 @@ def _incoming(principal: Principal, session: Session, public_id: str) -> Exchang
     return message
 
 
+def _marker(look: Appearance) -> Callable[[bytes, SignerIdentity], bytes]:
+    """Signing with the ĐẾN stamp ``look``."""
+    from kyso.signing.pades import sign_pdf
+
+    def make(content: bytes, identity: SignerIdentity) -> bytes:
+        return sign_pdf(content, identity, appearance=look)
+
+    return make
+
+
 def _next_number(session: Session, unit_id: int, year: int) -> str:
-    """The next incoming number (số đến) of the unit's register for ``year``."""
-    start = datetime(year, 1, 1, tzinfo=clock.now().tzinfo)
-    count = session.scalar(
-        select(func.count())
-        .select_from(ExchangeMessage)
-        .where(
+    """The next incoming number (số đến) of the unit's register for ``year`` (unique with
+    the unit and the year: a clerk who loses a race to another takes the next)."""
+    last = session.scalar(
+        select(func.max(cast(ExchangeMessage.received_number, Integer))).where(
             ExchangeMessage.organization_id == unit_id,
-            ExchangeMessage.direction == ExchangeDirection.IN,
-            ExchangeMessage.received_number.is_not(None),
-            ExchangeMessage.updated_at >= start,
+            ExchangeMessage.received_year == year,
         )
     )
-    return str(int(count or 0) + 1)
+    return str(int(last or 0) + 1)
 
 
 def accept(ctx: Context, principal: Principal, public_id: str, *, key_id: str) -> str:
     """The clerk receives an arrived document (03): the main PDF gets the ĐẾN mark with the
     next incoming number, signed with the unit's key ``key_id``. Returns the number."""
-    from kyso.signing.pades import sign_pdf
     from kyso.signing.service import sign_with_key
     from kyso.signing.stamps import Appearance, StampKind
 
@@ -798,46 +805,64 @@ def accept(ctx: Context, principal: Principal, public_id: str, *, key_id: str) -
         unit = session.get(Organization, message.organization_id)
         assert unit is not None
         package = edxml.parse(message.package)
-        number = _next_number(session, unit.id, clock.local(clock.now()).year)
         version = message.updated_at
     check_seal(ctx, principal, key_id, unit.id)
     main = _main_pdf(package)
-    marked = None
-    if main is not None:
-        appearance = Appearance(
-            kind=StampKind.INCOMING,
-            received_number=number,
-            received_date=clock.local(clock.now()).date(),
-            receiving_org=unit.name,
+    year = clock.local(clock.now()).year
+    for _attempt in range(NUMBER_TRIES):
+        with ctx.db.read() as session:
+            number = _next_number(session, unit.id, year)
+        marked = None
+        if main is not None:
+            appearance = Appearance(
+                kind=StampKind.INCOMING,
+                received_number=number,
+                received_date=clock.local(clock.now()).date(),
+                receiving_org=unit.name,
+            )
+            marked = sign_with_key(
+                ctx,
+                principal,
+                key_id,
+                main.content,
+                _marker(appearance),
+                kind="pdf",
+                entry="exchange",
+                name=main.name,
+                number=package.header.code,
+            )
+        told = _status_for_remote_sender(
+            ctx, principal, key_id, package, unit, StatusCode.RECEIVED, f"Số đến: {number}"
         )
-        marked = sign_with_key(
-            ctx,
-            principal,
-            key_id,
-            main.content,
-            lambda content, identity: sign_pdf(content, identity, appearance=appearance),
-            kind="pdf",
-            entry="exchange",
-            name=main.name,
-            number=package.header.code,
-        )
-    told = _status_for_remote_sender(
-        ctx, principal, key_id, package, unit, StatusCode.RECEIVED, f"Số đến: {number}"
-    )
-    with ctx.db.session() as session:
-        message = _incoming(principal, session, public_id)
-        if message.state is not ExchangeState.ARRIVED or message.updated_at != version:
-            raise Conflict("the document changed meanwhile", vi="văn bản vừa được người khác xử lý")
-        message.state = ExchangeState.RECEIVED
-        message.received_number = number
-        message.marked_document = marked
-        _status(session, message, StatusCode.RECEIVED, unit.code or "", "")
-        record(
-            session,
-            Event(principal.actor, "exchange.received", message.document_id, {"number": number}),
-        )
-        _tell_sender(session, message, StatusCode.RECEIVED, "")
-        outbox = _queue_status(session, message, StatusCode.RECEIVED, told)
+        try:
+            with ctx.db.session() as session:
+                message = _incoming(principal, session, public_id)
+                if message.state is not ExchangeState.ARRIVED or message.updated_at != version:
+                    raise Conflict(
+                        "the document changed meanwhile", vi="văn bản vừa được người khác xử lý"
+                    )
+                message.state = ExchangeState.RECEIVED
+                message.received_number = number
+                message.received_year = year
+                message.marked_document = marked
+                _status(session, message, StatusCode.RECEIVED, unit.code or "", "")
+                record(
+                    session,
+                    Event(
+                        principal.actor,
+                        "exchange.received",
+                        message.document_id,
+                        {"number": number},
+                    ),
+                )
+                _tell_sender(session, message, StatusCode.RECEIVED, "")
+                outbox = _queue_status(session, message, StatusCode.RECEIVED, told)
+                session.flush()  # the unique number is claimed here, or not
+            break
+        except IntegrityError:
+            continue  # another clerk took this number: mark again with the next
+    else:
+        raise Conflict("the register is busy; receive again", vi="sổ văn bản đến đang bận")
     if outbox is not None:
         deliver_status(ctx, outbox)
     _archive(ctx, [public_id])

@@ -902,6 +902,9 @@ class ExchangeMessage(Base):
     __tablename__ = "exchange_messages"
     __table_args__ = (
         UniqueConstraint("organization_id", "direction", "package_sha256", name="uq_exchange_once"),
+        UniqueConstraint(
+            "organization_id", "received_year", "received_number", name="uq_received_number"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -921,6 +924,7 @@ class ExchangeMessage(Base):
     status_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     received_number: Mapped[str | None] = mapped_column(String(40), nullable=True)  # số đến
+    received_year: Mapped[int | None] = mapped_column(Integer, nullable=True)  # its register
     marked_document: Mapped[bytes | None] = mapped_column(
         LargeBinary, nullable=True, deferred=True
     )  # in: the main PDF with the ĐẾN mark

@@ -286,3 +286,25 @@ def test_files_too_large_for_a_package_are_refused_before_signing_or_queuing(
             assert session.scalar(select(func.count()).select_from(AuditEntry)) == audited
     finally:
         small.close()
+
+
+def test_two_documents_received_at_once_get_different_incoming_numbers(
+    instance: Instance, world: World, seals: dict[str, str]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ctx = instance.ctx
+    arrived = []
+    for _ in range(2):
+        (sent,) = service.send(ctx, world.who("officer"), outgoing(world, seals))
+        digest = message(instance, sent).package_sha256
+        (found,) = [
+            m for m in inbox_of(instance, world, "officer_ns") if m.package_sha256 == digest
+        ]
+        arrived.append(found.public_id)
+    clerk = world.who("officer_ns")
+    with ThreadPoolExecutor(2) as pool:
+        numbers = list(
+            pool.map(lambda p: service.accept(ctx, clerk, p, key_id=seals["nganson"]), arrived)
+        )
+    assert len(set(numbers)) == 2, numbers
