@@ -291,7 +291,7 @@ def test_the_clerk_issues_a_signed_draft_and_finds_it_in_the_register_and_its_ex
         "Người ký",
         "Đơn vị ban hành",
         "Cách gửi",
-        "Đã gửi điện tử",
+        "Ngày gửi điện tử",
     ]
     (found,) = [r for r in sheet.iter_rows(min_row=2) if r[3].value == values["subject"]]
     assert found[0].value == f"{expected}/QĐ-UBND"
